@@ -1,0 +1,133 @@
+# fcgikit — top-level build. `make` builds the library (shared and static), the examples and
+# the fcgikit tool into build/; `make test` runs every suite; see README.md.
+
+CC      ?= cc
+CLANG   ?= clang
+PREFIX  ?= /usr/local
+BUILD   ?= build
+OPT     ?= -O2
+SAN     ?=
+WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wvla
+CFLAGS  ?= $(OPT) -g
+ALL_CFLAGS := -std=c17 $(WARN) -D_GNU_SOURCE -Iinclude -Ilib -pthread $(SAN) $(CFLAGS)
+LDLIBS  := -pthread
+
+VERSION := 0.1.0
+SOVER   := 0
+
+LIB_SRC := $(sort $(wildcard lib/*/*.c))
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+LIB_PIC := $(LIB_SRC:%.c=$(BUILD)/pic/%.o)
+LIB_A   := $(BUILD)/libfcgikit.a
+LIB_SO  := $(BUILD)/libfcgikit.so.$(VERSION)
+
+EX_SRC  := $(sort $(wildcard examples/*.c))
+EX_BIN  := $(EX_SRC:examples/%.c=$(BUILD)/examples/%)
+
+TOOL_SRC := $(sort $(wildcard src/*.c))
+TOOL_BIN := $(if $(TOOL_SRC),$(BUILD)/fcgikit)
+
+UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+PROTO_SRC := $(sort $(wildcard tests/protocol/test_*.c))
+PROTO_BIN := $(PROTO_SRC:tests/protocol/%.c=$(BUILD)/tests/%)
+TEST_HELPERS := $(sort $(wildcard tests/helpers/*.c))
+
+.PHONY: all lib examples tests test test-unit test-asan test-interop check-symbols run bench \
+        fuzz fuzz-build install clean format deps
+
+all: lib examples $(TOOL_BIN)
+
+lib: $(LIB_A) $(LIB_SO)
+examples: $(EX_BIN)
+
+$(BUILD)/obj/%.o: %.c $(wildcard include/*.h include/fcgikit/*.h lib/*/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -DFCGIKIT_BUILDING -fvisibility=hidden -c $< -o $@
+
+$(BUILD)/pic/%.o: %.c $(wildcard include/*.h include/fcgikit/*.h lib/*/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -DFCGIKIT_BUILDING -fvisibility=hidden -fPIC -c $< -o $@
+
+$(LIB_A): $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(LIB_SO): $(LIB_PIC)
+	$(CC) $(ALL_CFLAGS) -shared -Wl,-soname,libfcgikit.so.$(SOVER) -o $@ $^ $(LDLIBS)
+	ln -sf libfcgikit.so.$(VERSION) $(BUILD)/libfcgikit.so.$(SOVER)
+	ln -sf libfcgikit.so.$(SOVER) $(BUILD)/libfcgikit.so
+
+$(BUILD)/examples/%: examples/%.c $(LIB_A) include/fcgikit.h
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $< -o $@ $(LIB_A) $(LDLIBS)
+
+$(BUILD)/fcgikit: $(TOOL_SRC) $(LIB_A) $(wildcard src/*.h)
+	$(CC) $(ALL_CFLAGS) -Isrc $(TOOL_SRC) -o $@ $(LIB_A) $(LDLIBS) -lm
+
+# Unit and protocol tests: cmocka, linked with the static library so internals are reachable.
+$(BUILD)/tests/%: tests/unit/%.c $(LIB_A) $(TEST_HELPERS) $(wildcard tests/helpers/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Itests $< $(TEST_HELPERS) -o $@ $(LIB_A) -lcmocka $(LDLIBS)
+
+$(BUILD)/tests/%: tests/protocol/%.c $(LIB_A) $(TEST_HELPERS) $(wildcard tests/helpers/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Itests $< $(TEST_HELPERS) -o $@ $(LIB_A) -lcmocka $(LDLIBS)
+
+tests: all $(UNIT_BIN) $(PROTO_BIN)
+
+# The whole suite: dependencies, a normal build (unit, protocol, interop), then the same
+# unit and protocol suites built with AddressSanitizer and UndefinedBehaviorSanitizer.
+test: deps
+	@$(MAKE) --no-print-directory tests
+	@$(MAKE) --no-print-directory BUILD=build-san OPT=-O1 \
+	    SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" tests
+	@tests/run.sh
+
+test-unit: tests
+	@TEST_ONLY=unit tests/run.sh
+
+test-interop: tests
+	@TEST_ONLY=interop tests/run.sh
+
+deps:
+	@tests/deps.sh
+
+check-symbols: $(LIB_SO)
+	@tests/check-symbols.sh $(LIB_SO)
+
+run: all
+	@tests/../examples/run-demo.sh
+
+bench: all
+	@bench/run.sh
+
+FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=build-fuzz/%)
+build-fuzz/%: tests/fuzz/%.c $(LIB_SRC) $(wildcard lib/*/*.h)
+	@mkdir -p $(dir $@)
+	$(CLANG) -std=c17 -g -O1 -D_GNU_SOURCE -Iinclude -Ilib -pthread \
+	    -fsanitize=fuzzer,address,undefined $< $(LIB_SRC) -o $@
+
+fuzz-build: $(FUZZ_BIN)
+# Long fuzzing runs: FUZZ_SECONDS per target (default 60).
+fuzz: fuzz-build
+	@tests/fuzz/run.sh $(FUZZ_SECONDS)
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/include/fcgikit $(DESTDIR)$(PREFIX)/lib/pkgconfig \
+	    $(DESTDIR)$(PREFIX)/bin
+	install -m 644 include/fcgikit.h $(DESTDIR)$(PREFIX)/include/
+	install -m 644 $(LIB_A) $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 $(LIB_SO) $(DESTDIR)$(PREFIX)/lib/
+	ln -sf libfcgikit.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libfcgikit.so.$(SOVER)
+	ln -sf libfcgikit.so.$(SOVER) $(DESTDIR)$(PREFIX)/lib/libfcgikit.so
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' fcgikit.pc.in \
+	    > $(DESTDIR)$(PREFIX)/lib/pkgconfig/fcgikit.pc
+	$(if $(TOOL_BIN),install -m 755 $(TOOL_BIN) $(DESTDIR)$(PREFIX)/bin/)
+
+format:
+	clang-format -i include/*.h lib/*/*.[ch] examples/*.c tests/*/*.c
+
+clean:
+	rm -rf build build-san build-fuzz
