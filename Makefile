@@ -43,20 +43,23 @@ examples: $(EX_BIN)
 
 $(BUILD)/obj/%.o: %.c $(wildcard include/*.h include/fcgikit/*.h lib/*/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -DFCGIKIT_BUILDING -fvisibility=hidden -c $< -o $@
+	@echo "  CC      $<"
+	@$(CC) $(ALL_CFLAGS) -DFCGIKIT_BUILDING -fvisibility=hidden -c $< -o $@
 
 $(BUILD)/pic/%.o: %.c $(wildcard include/*.h include/fcgikit/*.h lib/*/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -DFCGIKIT_BUILDING -fvisibility=hidden -fPIC -c $< -o $@
+	@$(CC) $(ALL_CFLAGS) -DFCGIKIT_BUILDING -fvisibility=hidden -fPIC -c $< -o $@
 
 $(LIB_A): $(LIB_OBJ)
 	@mkdir -p $(dir $@)
-	rm -f $@ && ar rcs $@ $^
+	@echo "  AR      $@"
+	@rm -f $@ && ar rcs $@ $^
 
 $(LIB_SO): $(LIB_PIC)
-	$(CC) $(ALL_CFLAGS) -shared -Wl,-soname,libfcgikit.so.$(SOVER) -o $@ $^ $(LDLIBS)
-	ln -sf libfcgikit.so.$(VERSION) $(BUILD)/libfcgikit.so.$(SOVER)
-	ln -sf libfcgikit.so.$(SOVER) $(BUILD)/libfcgikit.so
+	@echo "  LD      $@"
+	@$(CC) $(ALL_CFLAGS) -shared -Wl,-soname,libfcgikit.so.$(SOVER) -o $@ $^ $(LDLIBS)
+	@ln -sf libfcgikit.so.$(VERSION) $(BUILD)/libfcgikit.so.$(SOVER)
+	@ln -sf libfcgikit.so.$(SOVER) $(BUILD)/libfcgikit.so
 
 $(BUILD)/examples/%: examples/%.c $(LIB_A) include/fcgikit.h
 	@mkdir -p $(dir $@)

@@ -588,6 +588,8 @@ void fk_srv_set_user(fk_srv *s, unsigned request_id, void *user)
 		q->user = user;
 }
 
+void *fk_srv_user_at(const fk_srv *s, uint32_t i) { return i < s->nreqs ? s->reqs[i].user : NULL; }
+
 int fk_srv_refuse(fk_srv *s, unsigned request_id, unsigned protocol_status)
 {
 	fk_sreq *q = find_req(s, request_id);

@@ -203,6 +203,9 @@ int fk_srv_write(fk_srv *s, unsigned request_id, unsigned type, const void *data
 /* Ends a request: closes STDOUT (and STDERR when it was used), appends END_REQUEST and
  * forgets the request. Sets s->closing when the request had no KEEP_CONN. */
 int fk_srv_end(fk_srv *s, unsigned request_id, uint32_t app_status);
+/* The user pointer of the i-th request in flight (0 <= i < fk_srv_inflight); the order
+ * changes when a request ends. */
+void *fk_srv_user_at(const fk_srv *s, uint32_t i);
 /* Requests in flight on this connection. */
 static inline uint32_t fk_srv_inflight(const fk_srv *s) { return s->nreqs; }
 

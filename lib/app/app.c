@@ -1,0 +1,947 @@
+/* app.c — the application runtime: the loop, connections, dispatch (see app_int.h). */
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "app/app_int.h"
+#include "util/alloc.h"
+
+enum {
+	READ_CHUNK = 65536,   /* bytes asked of one recv() */
+	IN_KEEP = 16384,      /* an idle connection keeps at most this much input buffer */
+	SWEEP_MS = 250,       /* how often timeouts are checked */
+	ACCEPT_BATCH = 64,
+};
+
+static void app_lock(fcgi_app *app) { pthread_mutex_lock(&app->mu); }
+static void app_unlock(fcgi_app *app) { pthread_mutex_unlock(&app->mu); }
+
+/* ---------------------------------------------------------------- app object */
+
+static const long opt_defaults[FCGI_OPT_UNIX_MODE + 1] = {
+    [FCGI_OPT_MAX_CONNS] = 1024,
+    [FCGI_OPT_MAX_REQS] = 1024,
+    [FCGI_OPT_MAX_REQS_PER_CONN] = 256,
+    [FCGI_OPT_MPXS_CONNS] = 1,
+    [FCGI_OPT_MAX_PARAMS_BYTES] = 65536,
+    [FCGI_OPT_MAX_PARAMS_COUNT] = 512,
+    [FCGI_OPT_BODY_BUFFER] = 262144,
+    [FCGI_OPT_OUT_BUFFER] = 262144,
+    [FCGI_OPT_IDLE_TIMEOUT_MS] = 300000,
+    [FCGI_OPT_READ_TIMEOUT_MS] = 60000,
+    [FCGI_OPT_WRITE_TIMEOUT_MS] = 60000,
+    [FCGI_OPT_DRAIN_TIMEOUT_MS] = 10000,
+    [FCGI_OPT_BACKLOG] = 1024,
+    [FCGI_OPT_UNIX_MODE] = 0666,
+};
+
+static void sync_limits(fcgi_app *app)
+{
+	app->lim.max_reqs_per_conn = (uint32_t)app->opt[FCGI_OPT_MAX_REQS_PER_CONN];
+	app->lim.max_params_bytes = (uint32_t)app->opt[FCGI_OPT_MAX_PARAMS_BYTES];
+	app->lim.max_params_count = (uint32_t)app->opt[FCGI_OPT_MAX_PARAMS_COUNT];
+	app->lim.advertise_max_conns = (uint32_t)app->opt[FCGI_OPT_MAX_CONNS];
+	app->lim.advertise_max_reqs = (uint32_t)app->opt[FCGI_OPT_MAX_REQS];
+	app->lim.mpxs = app->opt[FCGI_OPT_MPXS_CONNS] ? 1 : 0;
+	if (!app->lim.mpxs)
+		app->lim.max_reqs_per_conn = 1;
+}
+
+FCGI_EXPORT int fcgi_app_new(fcgi_app **out)
+{
+	*out = NULL;
+	fcgi_app *app = fk_calloc(1, sizeof *app);
+	if (!app)
+		return FCGI_ENOMEM;
+	pthread_mutexattr_t ma;
+	pthread_mutexattr_init(&ma);
+	pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_RECURSIVE);
+	pthread_mutex_init(&app->mu, &ma);
+	pthread_mutexattr_destroy(&ma);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&app->cv, &ca);
+	pthread_condattr_destroy(&ca);
+	memcpy(app->opt, opt_defaults, sizeof app->opt);
+	sync_limits(app);
+	app->wake_kind = FK_OBJ_WAKE;
+	fk_ev_init(&app->ev);
+	app->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	int rc = app->wake_fd < 0 ? FCGI_ESYS : fk_ev_add(&app->ev, app->wake_fd, FK_EV_IN, &app->wake_kind);
+	if (!rc) {
+		const char *allow = getenv("FCGI_WEB_SERVER_ADDRS");
+		rc = fk_netlist_parse(allow, &app->allow, &app->nallow);
+	}
+	if (rc) {
+		fcgi_app_free(app);
+		return rc;
+	}
+	*out = app;
+	return FCGI_OK;
+}
+
+FCGI_EXPORT int fcgi_app_set_opt(fcgi_app *app, fcgi_opt opt, long value)
+{
+	if (opt < FCGI_OPT_MAX_CONNS || opt > FCGI_OPT_UNIX_MODE || value < 0)
+		return FCGI_EINVAL;
+	int positive = opt != FCGI_OPT_MPXS_CONNS && opt != FCGI_OPT_IDLE_TIMEOUT_MS &&
+	               opt != FCGI_OPT_READ_TIMEOUT_MS && opt != FCGI_OPT_WRITE_TIMEOUT_MS &&
+	               opt != FCGI_OPT_DRAIN_TIMEOUT_MS && opt != FCGI_OPT_UNIX_MODE;
+	if (positive && value == 0)
+		return FCGI_EINVAL;
+	if ((opt == FCGI_OPT_MAX_REQS_PER_CONN && value > 65535) ||
+	    (opt == FCGI_OPT_MAX_PARAMS_BYTES && value > 0x7fffffff) ||
+	    (opt == FCGI_OPT_MAX_PARAMS_COUNT && value > 0x7fffffff) ||
+	    (opt == FCGI_OPT_UNIX_MODE && value > 07777) ||
+	    ((opt == FCGI_OPT_MAX_CONNS || opt == FCGI_OPT_MAX_REQS) && value > 0x7fffffff))
+		return FCGI_EINVAL;
+	app_lock(app);
+	app->opt[opt] = value;
+	sync_limits(app);
+	app_unlock(app);
+	return FCGI_OK;
+}
+
+FCGI_EXPORT long fcgi_app_get_opt(const fcgi_app *app, fcgi_opt opt)
+{
+	if (opt < FCGI_OPT_MAX_CONNS || opt > FCGI_OPT_UNIX_MODE)
+		return FCGI_EINVAL;
+	return app->opt[opt];
+}
+
+FCGI_EXPORT int fcgi_app_allow(fcgi_app *app, const char *addrs)
+{
+	fk_net *nets;
+	size_t n;
+	int rc = fk_netlist_parse(addrs, &nets, &n);
+	if (rc)
+		return rc;
+	app_lock(app);
+	fk_free(app->allow);
+	app->allow = nets;
+	app->nallow = n;
+	app_unlock(app);
+	return FCGI_OK;
+}
+
+FCGI_EXPORT int fcgi_app_set_handler(fcgi_app *app, fcgi_handler handler, void *ud)
+{
+	app_lock(app);
+	app->handler = handler;
+	app->handler_ud = ud;
+	app_unlock(app);
+	return FCGI_OK;
+}
+
+void fk_app_wake(fcgi_app *app)
+{
+	uint64_t one = 1;
+	ssize_t n = write(app->wake_fd, &one, sizeof one);
+	(void)n; /* EAGAIN means a wake-up is already pending */
+}
+
+int fk_app_on_loop_thread(const fcgi_app *app)
+{
+	return app->leader && pthread_equal(app->leader_tid, pthread_self());
+}
+
+FCGI_EXPORT void fcgi_app_stop(fcgi_app *app)
+{
+	app->stop_requested = 1;
+	fk_app_wake(app);
+}
+
+FCGI_EXPORT int fcgi_app_timer(fcgi_app *app, unsigned delay_ms, void (*cb)(void *), void *ud)
+{
+	if (!cb)
+		return FCGI_EINVAL;
+	app_lock(app);
+	int rc = fk_timers_push(&app->timers, fk_now_ms() + delay_ms, cb, ud);
+	if (!rc && app->leader && !fk_app_on_loop_thread(app))
+		fk_app_wake(app);
+	app_unlock(app);
+	return rc;
+}
+
+/* ---------------------------------------------------------------- requests */
+
+void fk_req_free(fcgi_req *r)
+{
+	fk_params_free(r->params);
+	fk_buf_free(&r->body);
+	fk_buf_free(&r->data);
+	fk_free(r);
+}
+
+static void ready_remove(fcgi_app *app, fcgi_req *r)
+{
+	fcgi_req **pp = &app->ready_head, *prev = NULL;
+	while (*pp && *pp != r) {
+		prev = *pp;
+		pp = &(*pp)->next_ready;
+	}
+	if (!*pp)
+		return;
+	*pp = r->next_ready;
+	if (app->ready_tail == r)
+		app->ready_tail = prev;
+	r->next_ready = NULL;
+	r->flags &= ~(uint32_t)FK_R_QUEUED;
+	app->nready--;
+}
+
+static void call_abort_cb(fcgi_req *r)
+{
+	if (r->on_abort && !(r->flags & FK_R_ABORT_CB_DONE)) {
+		r->flags |= FK_R_ABORT_CB_DONE;
+		r->on_abort(r, r->on_abort_ud);
+	}
+}
+
+void fk_app_finished_request(fcgi_app *app)
+{
+	app->inflight--;
+	app->changed = 1;
+}
+
+/* ---------------------------------------------------------------- connections */
+
+int fk_conn_paused(const fk_conn *c)
+{
+	return c->full_reqs > 0 ||
+	       fk_buf_size(&c->srv.out) >= (size_t)c->app->opt[FCGI_OPT_OUT_BUFFER];
+}
+
+void fk_conn_update_interest(fk_conn *c)
+{
+	if (c->dead)
+		return;
+	unsigned want = (fk_conn_paused(c) ? 0 : FK_EV_IN) | (fk_buf_size(&c->srv.out) ? FK_EV_OUT : 0);
+	if (want == c->events)
+		return;
+	c->events = want;
+	fk_ev_mod(&c->app->ev, c->fd, want, c);
+	if (c->app->ev.epfd < 0 && c->app->leader && !fk_app_on_loop_thread(c->app))
+		fk_app_wake(c->app);
+}
+
+static void conns_unlink(fcgi_app *app, fk_conn *c)
+{
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		app->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	else
+		app->conns_tail = c->prev;
+	c->prev = c->next = NULL;
+}
+
+static void conns_append(fcgi_app *app, fk_conn *c)
+{
+	c->prev = app->conns_tail;
+	c->next = NULL;
+	if (app->conns_tail)
+		app->conns_tail->next = c;
+	else
+		app->conns = c;
+	app->conns_tail = c;
+}
+
+/* Most recently active last, so the head is the first to evict. */
+static void conns_touch(fcgi_app *app, fk_conn *c)
+{
+	if (app->conns_tail == c)
+		return;
+	conns_unlink(app, c);
+	conns_append(app, c);
+}
+
+void fk_conn_close(fk_conn *c)
+{
+	if (c->dead)
+		return;
+	fcgi_app *app = c->app;
+	c->dead = 1;
+	fk_ev_del(&app->ev, c->fd);
+	close(c->fd);
+	conns_unlink(app, c);
+	app->nconns--;
+	for (uint32_t i = 0; i < c->srv.nreqs; i++) {
+		fcgi_req *r = fk_srv_user_at(&c->srv, i);
+		if (!r)
+			continue;
+		r->conn = NULL;
+		r->flags |= FK_R_ABORTED | FK_R_CLOSED;
+		if (r->flags & FK_R_FULL) {
+			r->flags &= ~(uint32_t)FK_R_FULL;
+			c->full_reqs--;
+		}
+		if (r->flags & FK_R_OWNED) {
+			if (fk_app_on_loop_thread(app)) {
+				call_abort_cb(r);
+			} else if (r->on_abort) {
+				r->next_ready = app->aborts;
+				app->aborts = r;
+				if (app->leader)
+					fk_app_wake(app);
+			}
+			continue; /* the application still holds it: freed by fcgi_finish */
+		}
+		if (r->flags & FK_R_QUEUED)
+			ready_remove(app, r);
+		fk_app_finished_request(app);
+		fk_req_free(r);
+	}
+	fk_srv_free(&c->srv);
+	fk_buf_free(&c->in);
+	c->next = app->graveyard;
+	app->graveyard = c;
+	app->changed = 1;
+}
+
+/* Sends pending output. Returns FCGI_OK (maybe with output left, then write interest is on)
+ * or FCGI_ECLOSED when the connection died. */
+int fk_conn_flush(fk_conn *c)
+{
+	if (c->dead)
+		return FCGI_ECLOSED;
+	fcgi_app *app = c->app;
+	size_t before = fk_buf_size(&c->srv.out);
+	while (fk_buf_size(&c->srv.out)) {
+		ssize_t n = send(c->fd, fk_buf_head(&c->srv.out), fk_buf_size(&c->srv.out),
+		                 MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n > 0) {
+			fk_buf_consume(&c->srv.out, (size_t)n);
+			c->last_out = fk_now_ms();
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			break;
+		fk_conn_close(c);
+		return FCGI_ECLOSED;
+	}
+	size_t after = fk_buf_size(&c->srv.out);
+	if (!after) {
+		fk_buf_shrink(&c->srv.out, (size_t)app->opt[FCGI_OPT_OUT_BUFFER]);
+		/* Without KEEP_CONN, or while stopping, the connection ends with its last answer. */
+		if (c->srv.nreqs == 0 && (c->srv.closing || app->stopping)) {
+			fk_conn_close(c);
+			return FCGI_OK;
+		}
+	}
+	size_t limit = (size_t)app->opt[FCGI_OPT_OUT_BUFFER];
+	if (before >= limit / 2 && after < limit / 2) {
+		app->changed = 1; /* blocked writers may go on */
+		fk_conn_schedule_resume(c);
+	}
+	fk_conn_update_interest(c);
+	return FCGI_OK;
+}
+
+void fk_conn_mark_dirty(fk_conn *c)
+{
+	if (c->dead || c->dirty)
+		return;
+	c->dirty = 1;
+	c->next_dirty = c->app->dirty;
+	c->app->dirty = c;
+}
+
+static void flush_dirty(fcgi_app *app)
+{
+	while (app->dirty) {
+		fk_conn *c = app->dirty;
+		app->dirty = c->next_dirty;
+		c->dirty = 0;
+		fk_conn_flush(c);
+	}
+}
+
+void fk_conn_schedule_resume(fk_conn *c)
+{
+	if (c->dead || c->resume)
+		return;
+	fcgi_app *app = c->app;
+	c->resume = 1;
+	c->next_resume = app->resume;
+	app->resume = c;
+	if (app->leader && !fk_app_on_loop_thread(app))
+		fk_app_wake(app);
+}
+
+static void dispatch(fk_conn *c, fcgi_req *r)
+{
+	fcgi_app *app = c->app;
+	if (app->handler) {
+		r->flags |= FK_R_OWNED;
+		app->owned++;
+		app->handler(r, app->handler_ud);
+		return;
+	}
+	r->flags |= FK_R_QUEUED;
+	if (app->ready_tail)
+		app->ready_tail->next_ready = r;
+	else
+		app->ready_head = r;
+	app->ready_tail = r;
+	app->nready++;
+	app->changed = 1;
+}
+
+/* Delivers buffered body bytes to an event-style consumer, STDIN first, then DATA. */
+static void deliver_body(fcgi_req *r)
+{
+	while (r->on_body && !(r->flags & FK_R_CLOSED)) {
+		if (fk_buf_size(&r->body)) {
+			size_t n = fk_buf_size(&r->body);
+			/* Consume before the call: the callback may finish (free) the request. */
+			fk_buf tmp = r->body;
+			r->body = (fk_buf){0};
+			r->on_body(r, fk_buf_head(&tmp), n, r->on_body_ud);
+			fk_buf_free(&tmp);
+			return; /* the request may be gone; more arrives with later events */
+		}
+		if ((r->flags & FK_R_STDIN_END) && !(r->flags & FK_R_BODY_EOF_SENT)) {
+			r->flags |= FK_R_BODY_EOF_SENT;
+			r->on_body(r, NULL, 0, r->on_body_ud);
+			return;
+		}
+		if (!(r->flags & FK_R_BODY_EOF_SENT) || r->role != FCGI_ROLE_FILTER)
+			return;
+		if (fk_buf_size(&r->data)) {
+			size_t n = fk_buf_size(&r->data);
+			fk_buf tmp = r->data;
+			r->data = (fk_buf){0};
+			r->on_body(r, fk_buf_head(&tmp), n, r->on_body_ud);
+			fk_buf_free(&tmp);
+			return;
+		}
+		if ((r->flags & FK_R_DATA_END) && !(r->flags & FK_R_DATA_EOF_SENT)) {
+			r->flags |= FK_R_DATA_EOF_SENT;
+			r->on_body(r, NULL, 0, r->on_body_ud);
+		}
+		return;
+	}
+}
+
+static void note_full(fk_conn *c, fcgi_req *r)
+{
+	if (!(r->flags & FK_R_FULL) &&
+	    fk_buf_size(&r->body) + fk_buf_size(&r->data) >= (size_t)c->app->opt[FCGI_OPT_BODY_BUFFER]) {
+		r->flags |= FK_R_FULL;
+		c->full_reqs++;
+	}
+}
+
+static void handle_event(fk_conn *c, fk_srv_event *ev)
+{
+	fcgi_app *app = c->app;
+	fcgi_req *r = ev->user;
+	switch (ev->kind) {
+	case FK_SEV_BEGIN:
+		if (app->stopping || app->inflight >= (size_t)app->opt[FCGI_OPT_MAX_REQS]) {
+			fk_srv_refuse(&c->srv, ev->request_id, FCGI_STATUS_OVERLOADED);
+			return;
+		}
+		r = fk_calloc(1, sizeof *r);
+		if (!r) {
+			fk_srv_refuse(&c->srv, ev->request_id, FCGI_STATUS_OVERLOADED);
+			return;
+		}
+		r->app = app;
+		r->conn = c;
+		r->id = ev->request_id;
+		r->role = ev->role;
+		r->keep_conn = ev->keep_conn;
+		fk_srv_set_user(&c->srv, ev->request_id, r);
+		app->inflight++;
+		return;
+	case FK_SEV_PARAMS:
+		r->params = ev->params;
+		dispatch(c, r);
+		return;
+	case FK_SEV_STDIN:
+	case FK_SEV_DATA: {
+		if (r->flags & FK_R_ABORTED)
+			return;
+		int is_stdin = ev->kind == FK_SEV_STDIN;
+		if (is_stdin && r->on_body && !fk_buf_size(&r->body)) {
+			r->on_body(r, ev->data, ev->len, r->on_body_ud);
+			return;
+		}
+		if (fk_buf_append(is_stdin ? &r->body : &r->data, ev->data, ev->len)) {
+			fk_conn_close(c); /* cannot hold the body: give up on the connection */
+			return;
+		}
+		note_full(c, r);
+		app->changed = 1;
+		if (r->on_body)
+			deliver_body(r);
+		return;
+	}
+	case FK_SEV_STDIN_END:
+	case FK_SEV_DATA_END:
+		r->flags |= ev->kind == FK_SEV_STDIN_END ? FK_R_STDIN_END : FK_R_DATA_END;
+		app->changed = 1;
+		if (r->on_body)
+			deliver_body(r);
+		return;
+	case FK_SEV_ABORT:
+		r->flags |= FK_R_ABORTED;
+		app->changed = 1;
+		if (r->flags & FK_R_OWNED) {
+			call_abort_cb(r);
+			return;
+		}
+		/* Not yet handed out: answer for the application and forget it. */
+		if (r->flags & FK_R_QUEUED)
+			ready_remove(app, r);
+		if (r->flags & FK_R_FULL)
+			c->full_reqs--;
+		fk_srv_end(&c->srv, r->id, 0);
+		fk_app_finished_request(app);
+		fk_req_free(r);
+		fk_conn_mark_dirty(c);
+		return;
+	}
+}
+
+/* Feeds buffered input to the session while the connection is not paused. */
+static void process_input(fk_conn *c)
+{
+	fk_srv_event ev;
+	size_t used;
+	while (!c->dead && fk_buf_size(&c->in) && !fk_conn_paused(c)) {
+		int rc = fk_srv_feed(&c->srv, fk_buf_head(&c->in), fk_buf_size(&c->in), &used, &ev);
+		/* Event slices point into c->in; consuming only moves offsets, so they stay valid
+		 * until the next append. */
+		fk_buf_consume(&c->in, used);
+		if (rc < 0) {
+			fk_conn_close(c);
+			return;
+		}
+		if (rc == 0)
+			break;
+		handle_event(c, &ev);
+	}
+	if (c->dead)
+		return;
+	fk_buf_shrink(&c->in, IN_KEEP);
+	if (fk_buf_size(&c->srv.out))
+		fk_conn_mark_dirty(c);
+	fk_conn_update_interest(c);
+}
+
+static void conn_read(fk_conn *c)
+{
+	if (fk_conn_paused(c))
+		return;
+	if (fk_buf_reserve(&c->in, READ_CHUNK)) {
+		fk_conn_close(c);
+		return;
+	}
+	ssize_t n;
+	do
+		n = recv(c->fd, c->in.data + c->in.len, c->in.cap - c->in.len, 0);
+	while (n < 0 && errno == EINTR);
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		return;
+	if (n <= 0) {
+		/* The peer closed (or reset): requests still in flight are aborted. */
+		fk_conn_close(c);
+		return;
+	}
+	c->in.len += (size_t)n;
+	c->last_in = fk_now_ms();
+	conns_touch(c->app, c);
+	process_input(c);
+}
+
+static int conn_idle(const fk_conn *c)
+{
+	return c->srv.nreqs == 0 && fk_reader_idle(&c->srv.rd) && !fk_buf_size(&c->in) &&
+	       !fk_buf_size(&c->srv.out);
+}
+
+/* Closes the least recently active idle connection; returns whether one was closed. */
+static int evict_idle(fcgi_app *app)
+{
+	for (fk_conn *c = app->conns; c; c = c->next)
+		if (conn_idle(c)) {
+			fk_conn_close(c);
+			return 1;
+		}
+	return 0;
+}
+
+static void accept_batch(fcgi_app *app, fk_listener *l)
+{
+	for (int i = 0; i < ACCEPT_BATCH && !app->stopping; i++) {
+		struct sockaddr_storage ss;
+		socklen_t sl = sizeof ss;
+		int fd = accept4(l->fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			if ((errno == EMFILE || errno == ENFILE) && evict_idle(app))
+				continue;
+			return;
+		}
+		if (!l->is_unix && !fk_netlist_match(app->allow, app->nallow, (struct sockaddr *)&ss)) {
+			close(fd);
+			continue;
+		}
+		if (app->nconns >= (size_t)app->opt[FCGI_OPT_MAX_CONNS] && !evict_idle(app)) {
+			close(fd);
+			continue;
+		}
+		if (!l->is_unix) {
+			int one = 1;
+			setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+		}
+		fk_conn *c = fk_calloc(1, sizeof *c);
+		if (!c) {
+			close(fd);
+			continue;
+		}
+		c->kind = FK_OBJ_CONN;
+		c->fd = fd;
+		c->app = app;
+		c->is_unix = (uint8_t)l->is_unix;
+		c->last_in = c->last_out = fk_now_ms();
+		fk_srv_init(&c->srv, &app->lim);
+		c->events = FK_EV_IN;
+		if (fk_ev_add(&app->ev, fd, FK_EV_IN, c)) {
+			close(fd);
+			fk_free(c);
+			continue;
+		}
+		conns_append(app, c);
+		app->nconns++;
+	}
+}
+
+/* ---------------------------------------------------------------- stopping and timeouts */
+
+static void begin_stop(fcgi_app *app)
+{
+	app->stopping = 1;
+	app->stop_deadline = fk_now_ms() + app->opt[FCGI_OPT_DRAIN_TIMEOUT_MS];
+	for (size_t i = 0; i < app->nlisteners; i++)
+		fk_listener_close(app, app->listeners[i]);
+	app->nlisteners = 0;
+	for (fk_conn *c = app->conns, *next; c; c = next) {
+		next = c->next;
+		if (conn_idle(c))
+			fk_conn_close(c);
+	}
+	app->changed = 1;
+}
+
+static void check_stopped(fcgi_app *app, int64_t now)
+{
+	if (!app->stopping || app->stopped)
+		return;
+	int late = now >= app->stop_deadline;
+	if (late)
+		while (app->conns)
+			fk_conn_close(app->conns);
+	if (!app->nconns && (late || !app->owned)) {
+		app->stopped = 1;
+		app->changed = 1;
+	}
+}
+
+static void sweep(fcgi_app *app, int64_t now)
+{
+	long idle = app->opt[FCGI_OPT_IDLE_TIMEOUT_MS], rd = app->opt[FCGI_OPT_READ_TIMEOUT_MS],
+	     wr = app->opt[FCGI_OPT_WRITE_TIMEOUT_MS];
+	for (fk_conn *c = app->conns, *next; c; c = next) {
+		next = c->next;
+		if (fk_buf_size(&c->srv.out)) {
+			if (wr && now - c->last_out > wr)
+				fk_conn_close(c);
+			continue;
+		}
+		if (conn_idle(c)) {
+			if (idle && now - c->last_in > idle)
+				fk_conn_close(c);
+			continue;
+		}
+		/* A partial record, or a request whose PARAMS are not complete: the peer owes us. */
+		int owes = !fk_reader_idle(&c->srv.rd) || fk_buf_size(&c->in);
+		for (uint32_t i = 0; !owes && i < c->srv.nreqs; i++) {
+			fcgi_req *r = fk_srv_user_at(&c->srv, i);
+			owes = r && !(r->flags & (FK_R_QUEUED | FK_R_OWNED));
+		}
+		if (owes && !fk_conn_paused(c) && rd && now - c->last_in > rd)
+			fk_conn_close(c);
+	}
+}
+
+/* ---------------------------------------------------------------- the loop */
+
+static void free_graveyard(fcgi_app *app)
+{
+	while (app->graveyard) {
+		fk_conn *c = app->graveyard;
+		app->graveyard = c->next;
+		fk_free(c);
+	}
+}
+
+static void process_resumes(fcgi_app *app)
+{
+	while (app->aborts) {
+		fcgi_req *r = app->aborts;
+		app->aborts = r->next_ready;
+		r->next_ready = NULL;
+		call_abort_cb(r);
+	}
+	while (app->resume) {
+		fk_conn *c = app->resume;
+		app->resume = c->next_resume;
+		c->resume = 0;
+		if (c->dead)
+			continue;
+		if (c->pending_body) {
+			c->pending_body = 0;
+			for (uint32_t i = 0; i < c->srv.nreqs && !c->dead; i++) {
+				fcgi_req *r = fk_srv_user_at(&c->srv, i);
+				uint32_t before = c->srv.nreqs;
+				if (r && r->on_body)
+					deliver_body(r);
+				if (c->srv.nreqs != before)
+					i = (uint32_t)-1; /* a request ended: start over */
+			}
+		}
+		if (c->dead)
+			continue;
+		process_input(c);
+		if (c->dead)
+			continue;
+		/* Event-style writers waiting for room. */
+		if (fk_buf_size(&c->srv.out) < (size_t)app->opt[FCGI_OPT_OUT_BUFFER])
+			for (uint32_t i = 0; i < c->srv.nreqs && !c->dead; i++) {
+				fcgi_req *r = fk_srv_user_at(&c->srv, i);
+				if (r && r->on_writable) {
+					void (*cb)(fcgi_req *, void *) = r->on_writable;
+					r->on_writable = NULL;
+					cb(r, r->on_writable_ud);
+					i = (uint32_t)-1; /* the set may have changed: start over */
+				}
+			}
+	}
+}
+
+static void run_timers(fcgi_app *app, int64_t now)
+{
+	fk_timer t;
+	while (fk_timers_pop_due(&app->timers, now, &t))
+		t.cb(t.ud);
+}
+
+/* One pass: wait for readiness (mutex released meanwhile), then handle it all. Called with
+ * app->mu held once, by a thread that is not already the leader. */
+static void loop_pass(fcgi_app *app, int timeout_ms)
+{
+	fk_ev_item items[64];
+	app->leader = 1;
+	app->leader_tid = pthread_self();
+	free_graveyard(app);
+	if (app->stop_requested && !app->stopping)
+		begin_stop(app);
+	process_resumes(app);
+	flush_dirty(app);
+
+	int64_t now = fk_now_ms();
+	int64_t next = fk_timers_next(&app->timers);
+	if (app->nconns) {
+		if (!app->next_sweep)
+			app->next_sweep = now + SWEEP_MS;
+		if (next < 0 || app->next_sweep < next)
+			next = app->next_sweep;
+	}
+	if (app->stopping && (next < 0 || app->stop_deadline < next))
+		next = app->stop_deadline;
+	if (app->resume || app->dirty || app->stopped || (app->stopping && !app->nconns))
+		next = now;
+	if (next >= 0) {
+		int64_t wait = next > now ? next - now : 0;
+		if (timeout_ms < 0 || wait < timeout_ms)
+			timeout_ms = (int)(wait > 3600000 ? 3600000 : wait);
+	}
+
+	fk_ev_prepare(&app->ev);
+	app_unlock(app);
+	int n = fk_ev_wait(&app->ev, items, 64, timeout_ms);
+	app_lock(app);
+
+	for (int i = 0; i < n; i++) {
+		int kind = *(int *)items[i].ptr;
+		if (kind == FK_OBJ_WAKE) {
+			uint64_t v;
+			ssize_t r = read(app->wake_fd, &v, sizeof v);
+			(void)r;
+		} else if (kind == FK_OBJ_LISTENER) {
+			accept_batch(app, items[i].ptr);
+		} else {
+			fk_conn *c = items[i].ptr;
+			if (!c->dead && (items[i].events & (FK_EV_IN | FK_EV_ERR))) {
+				if (fk_conn_paused(c) && (items[i].events & FK_EV_ERR))
+					fk_conn_close(c);
+				else
+					conn_read(c);
+			}
+			if (!c->dead && (items[i].events & FK_EV_OUT))
+				fk_conn_flush(c);
+		}
+	}
+	now = fk_now_ms();
+	run_timers(app, now);
+	if (app->stop_requested && !app->stopping)
+		begin_stop(app);
+	if (app->next_sweep && now >= app->next_sweep) {
+		sweep(app, now);
+		app->next_sweep = app->nconns ? now + SWEEP_MS : 0;
+	}
+	process_resumes(app);
+	flush_dirty(app);
+	check_stopped(app, now);
+	app->leader = 0;
+	if (app->changed) {
+		app->changed = 0;
+		pthread_cond_broadcast(&app->cv);
+	}
+}
+
+int fk_app_wait(fcgi_app *app, int (*pred)(fcgi_app *, void *), void *arg, int64_t deadline)
+{
+	int led = 0, rc = FCGI_OK;
+	while (!pred(app, arg)) {
+		int64_t now = deadline >= 0 ? fk_now_ms() : 0;
+		if (deadline >= 0 && now >= deadline) {
+			rc = FCGI_ETIMEDOUT;
+			break;
+		}
+		flush_dirty(app);
+		if (!app->leader) {
+			loop_pass(app, deadline >= 0 ? (int)(deadline - now) : -1);
+			led = 1;
+			continue;
+		}
+		if (deadline >= 0) {
+			struct timespec ts;
+			clock_gettime(CLOCK_MONOTONIC, &ts);
+			int64_t ns = ts.tv_nsec + (deadline - now) % 1000 * 1000000;
+			ts.tv_sec += (deadline - now) / 1000 + ns / 1000000000;
+			ts.tv_nsec = ns % 1000000000;
+			pthread_cond_timedwait(&app->cv, &app->mu, &ts);
+		} else {
+			pthread_cond_wait(&app->cv, &app->mu);
+		}
+	}
+	/* We stop leading: let a waiting thread take the loop over. */
+	if (led)
+		pthread_cond_signal(&app->cv);
+	return rc;
+}
+
+static int pred_ready(fcgi_app *app, void *arg)
+{
+	(void)arg;
+	return app->nready > 0 || app->stopped;
+}
+
+FCGI_EXPORT int fcgi_accept(fcgi_app *app, fcgi_req **out)
+{
+	*out = NULL;
+	app_lock(app);
+	if (app->handler || fk_app_on_loop_thread(app)) {
+		app_unlock(app);
+		return FCGI_ESTATE;
+	}
+	fk_app_wait(app, pred_ready, NULL, -1);
+	if (!app->nready) {
+		app_unlock(app);
+		return FCGI_ESHUTDOWN;
+	}
+	fcgi_req *r = app->ready_head;
+	ready_remove(app, r);
+	r->flags |= FK_R_OWNED;
+	app->owned++;
+	/* Responses deferred while more requests were queued go out now unless this thread is
+	 * about to answer another request of the same connection. */
+	if (app->dirty && (!r->conn || !r->conn->dirty || app->nready == 0))
+		flush_dirty(app);
+	app_unlock(app);
+	*out = r;
+	return FCGI_OK;
+}
+
+static int pred_stopped(fcgi_app *app, void *arg)
+{
+	(void)arg;
+	return app->stopped;
+}
+
+FCGI_EXPORT int fcgi_app_run(fcgi_app *app)
+{
+	app_lock(app);
+	if (fk_app_on_loop_thread(app)) {
+		app_unlock(app);
+		return FCGI_ESTATE;
+	}
+	fk_app_wait(app, pred_stopped, NULL, -1);
+	app_unlock(app);
+	return FCGI_OK;
+}
+
+FCGI_EXPORT int fcgi_app_fd(fcgi_app *app)
+{
+	return app->ev.epfd >= 0 ? app->ev.epfd : FCGI_ESTATE;
+}
+
+FCGI_EXPORT int fcgi_app_process(fcgi_app *app, int timeout_ms)
+{
+	app_lock(app);
+	if (fk_app_on_loop_thread(app)) {
+		app_unlock(app);
+		return FCGI_ESTATE;
+	}
+	if (!app->leader && !app->stopped)
+		loop_pass(app, timeout_ms);
+	int rc = app->stopped ? FCGI_ESHUTDOWN : FCGI_OK;
+	app_unlock(app);
+	return rc;
+}
+
+FCGI_EXPORT void fcgi_app_free(fcgi_app *app)
+{
+	if (!app)
+		return;
+	while (app->conns)
+		fk_conn_close(app->conns);
+	free_graveyard(app);
+	for (size_t i = 0; i < app->nlisteners; i++)
+		fk_listener_close(app, app->listeners[i]);
+	fk_free(app->listeners);
+	fk_timers_free(&app->timers);
+	fk_free(app->allow);
+	if (app->wake_fd >= 0)
+		close(app->wake_fd);
+	fk_ev_close(&app->ev);
+	pthread_cond_destroy(&app->cv);
+	pthread_mutex_destroy(&app->mu);
+	fk_free(app);
+}

@@ -1,0 +1,153 @@
+/*
+ * app_int.h — the application runtime's internal types, shared by app.c (loop, connections),
+ * listen.c (sockets) and req.c (the request API).
+ *
+ * Threading model. One recursive mutex (app->mu) guards all state. Threads that need to wait
+ * (fcgi_accept, a blocking fcgi_read or fcgi_write) call fk_app_wait(): if no thread is
+ * running the loop, the waiter runs one loop pass itself (the "leader"); otherwise it sleeps
+ * on app->cv until a pass changes something. So any number of threads share one epoll set,
+ * no thread is tied to a connection, and with one thread there is no hand-off at all.
+ * The leader drops the mutex only inside epoll_wait.
+ *
+ * Lifetimes. A connection is closed by any thread (fd closed, removed from epoll) but its
+ * memory is freed only by the leader before its next epoll_wait, so an event already
+ * returned for it can never point at freed memory. A request lives from BEGIN_REQUEST until
+ * fcgi_finish (or until its connection dies while the library still owns it).
+ */
+#ifndef FK_APP_INT_H
+#define FK_APP_INT_H
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+
+#include "codec/codec.h"
+#include "ev/ev.h"
+#include "fcgikit.h"
+#include "util/addr.h"
+#include "util/buf.h"
+
+typedef struct fk_conn fk_conn;
+
+/* What an epoll item points at: the first member of each kind of object. */
+enum { FK_OBJ_LISTENER = 1, FK_OBJ_CONN, FK_OBJ_WAKE };
+
+typedef struct fk_listener {
+	int kind; /* FK_OBJ_LISTENER */
+	int fd;
+	int is_unix;
+	char *unlink_path; /* Unix socket we created: removed at close */
+} fk_listener;
+
+/* Request flags */
+enum {
+	FK_R_QUEUED = 1 << 0,     /* waiting in app->ready for fcgi_accept */
+	FK_R_OWNED = 1 << 1,      /* handed to the application (accept or handler) */
+	FK_R_STDIN_END = 1 << 2,  /* all of STDIN received */
+	FK_R_DATA_END = 1 << 3,   /* all of DATA received */
+	FK_R_ABORTED = 1 << 4,    /* ABORT_REQUEST received, or the connection died */
+	FK_R_CLOSED = 1 << 5,     /* the connection is gone: nothing more can be sent */
+	FK_R_FULL = 1 << 6,       /* body buffer at its limit: counted in conn->full_reqs */
+	FK_R_ABORT_CB_DONE = 1 << 7,
+	FK_R_BODY_EOF_SENT = 1 << 8,  /* event style: STDIN end delivered to on_body */
+	FK_R_DATA_EOF_SENT = 1 << 9,
+};
+
+struct fcgi_req {
+	fcgi_app *app;
+	fk_conn *conn; /* NULL once the connection is gone */
+	uint16_t id;
+	uint16_t role;
+	uint8_t keep_conn;
+	uint32_t flags;
+	fk_params *params;
+	fk_buf body; /* STDIN received, not yet read */
+	fk_buf data; /* DATA (Filter) received, not yet read */
+	fcgi_req *next_ready;
+	fcgi_body_cb on_body;
+	void *on_body_ud;
+	void (*on_abort)(fcgi_req *, void *);
+	void *on_abort_ud;
+	void (*on_writable)(fcgi_req *, void *);
+	void *on_writable_ud;
+	void *user;
+};
+
+struct fk_conn {
+	int kind; /* FK_OBJ_CONN */
+	int fd;
+	fcgi_app *app;
+	fk_srv srv;
+	fk_buf in;              /* received, not yet fed to srv */
+	fk_conn *prev, *next;   /* app->conns */
+	fk_conn *next_dirty;    /* app->dirty: output to flush at the end of this pass */
+	fk_conn *next_resume;   /* app->resume: input to process again */
+	unsigned events;        /* registered FK_EV_* interest */
+	uint32_t full_reqs;     /* requests whose body buffer is at its limit */
+	uint32_t owned;         /* requests of this connection held by the application */
+	int64_t last_in;        /* ms: last byte received */
+	int64_t last_out;       /* ms: last progress writing, or when output became pending */
+	uint8_t dead;           /* closed; memory freed by the next leader pass */
+	uint8_t dirty, resume;
+	uint8_t pending_body;   /* an event-style consumer has buffered body to be given */
+	uint8_t is_unix;
+};
+
+struct fcgi_app {
+	pthread_mutex_t mu; /* recursive */
+	pthread_cond_t cv;
+	fk_ev ev;
+	int wake_fd;        /* eventfd: cross-thread and signal wake-ups */
+	int wake_kind;      /* FK_OBJ_WAKE: the epoll item for wake_fd points here */
+	fk_listener **listeners;
+	size_t nlisteners;
+	fk_conn *conns;     /* live connections, most recently active last */
+	fk_conn *conns_tail;
+	size_t nconns;
+	fk_conn *graveyard; /* dead connections to free */
+	fk_conn *dirty;
+	fk_conn *resume;
+	fcgi_req *aborts;   /* owned requests whose connection died off the loop thread: their
+	                       abort callbacks run in the next pass (linked by next_ready) */
+	fcgi_req *ready_head, *ready_tail; /* for fcgi_accept */
+	size_t nready;
+	size_t inflight;    /* requests admitted and not yet ended, app-wide */
+	size_t owned;       /* requests held by the application */
+	fcgi_handler handler;
+	void *handler_ud;
+	fk_timers timers;
+	fk_net *allow;
+	size_t nallow;
+	/* loop leadership */
+	int leader;
+	pthread_t leader_tid;
+	int changed;        /* something waiters may care about happened in this pass */
+	int64_t next_sweep;
+	/* stopping */
+	volatile sig_atomic_t stop_requested;
+	int stopping;
+	int stopped;
+	int64_t stop_deadline;
+	/* options */
+	long opt[FCGI_OPT_UNIX_MODE + 1];
+	fk_srv_limits lim;
+};
+
+/* app.c */
+int fk_app_wait(fcgi_app *app, int (*pred)(fcgi_app *, void *), void *arg, int64_t deadline);
+int fk_app_on_loop_thread(const fcgi_app *app);
+void fk_app_wake(fcgi_app *app);
+void fk_conn_mark_dirty(fk_conn *c);
+int fk_conn_flush(fk_conn *c);
+void fk_conn_close(fk_conn *c);
+void fk_conn_update_interest(fk_conn *c);
+void fk_conn_schedule_resume(fk_conn *c);
+int fk_conn_paused(const fk_conn *c);
+void fk_req_free(fcgi_req *r);
+void fk_app_finished_request(fcgi_app *app);
+
+/* listen.c */
+int fk_listener_add(fcgi_app *app, int fd, int is_unix, const char *unlink_path);
+void fk_listener_close(fcgi_app *app, fk_listener *l);
+
+#endif
