@@ -100,7 +100,7 @@ check-symbols: $(LIB_SO)
 	@tests/check-symbols.sh $(LIB_SO)
 
 run: all
-	@tests/../examples/run-demo.sh
+	@examples/run-demo.sh
 
 bench: all
 	@bench/run.sh
