@@ -1,5 +1,6 @@
 /* app.c — the application runtime: the loop, connections, dispatch (see app_int.h). */
 #include <errno.h>
+#include <stdatomic.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdlib.h>
@@ -18,8 +19,58 @@ enum {
 	ACCEPT_BATCH = 64,
 };
 
-static void app_lock(fcgi_app *app) { pthread_mutex_lock(&app->mu); }
-static void app_unlock(fcgi_app *app) { pthread_mutex_unlock(&app->mu); }
+void fk_app_lock(fcgi_app *app)
+{
+	pthread_t self = pthread_self();
+	if (app->mu_depth && pthread_equal(atomic_load_explicit(&app->mu_owner, memory_order_relaxed), self)) {
+		app->mu_depth++;
+		return;
+	}
+	pthread_mutex_lock(&app->mu);
+	atomic_store_explicit(&app->mu_owner, self, memory_order_relaxed);
+	app->mu_depth = 1;
+}
+
+void fk_app_unlock(fcgi_app *app)
+{
+	if (--app->mu_depth)
+		return;
+	atomic_store_explicit(&app->mu_owner, (pthread_t)0, memory_order_relaxed);
+	pthread_mutex_unlock(&app->mu);
+}
+
+#define app_lock fk_app_lock
+#define app_unlock fk_app_unlock
+
+/* Releases the lock whatever its depth; returns the depth for relock(). */
+static unsigned unlock_all(fcgi_app *app)
+{
+	unsigned depth = app->mu_depth;
+	app->mu_depth = 0;
+	atomic_store_explicit(&app->mu_owner, (pthread_t)0, memory_order_relaxed);
+	pthread_mutex_unlock(&app->mu);
+	return depth;
+}
+
+static void relock(fcgi_app *app, unsigned depth)
+{
+	pthread_mutex_lock(&app->mu);
+	atomic_store_explicit(&app->mu_owner, pthread_self(), memory_order_relaxed);
+	app->mu_depth = depth;
+}
+
+static void cond_wait(fcgi_app *app, pthread_cond_t *cv, const struct timespec *until)
+{
+	unsigned depth = app->mu_depth;
+	app->mu_depth = 0;
+	atomic_store_explicit(&app->mu_owner, (pthread_t)0, memory_order_relaxed);
+	if (until)
+		pthread_cond_timedwait(cv, &app->mu, until);
+	else
+		pthread_cond_wait(cv, &app->mu);
+	atomic_store_explicit(&app->mu_owner, pthread_self(), memory_order_relaxed);
+	app->mu_depth = depth;
+}
 
 /* ---------------------------------------------------------------- app object */
 
@@ -60,13 +111,14 @@ FCGI_EXPORT int fcgi_app_new(fcgi_app **out)
 		return FCGI_ENOMEM;
 	pthread_mutexattr_t ma;
 	pthread_mutexattr_init(&ma);
-	pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_RECURSIVE);
+	pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_ADAPTIVE_NP);
 	pthread_mutex_init(&app->mu, &ma);
 	pthread_mutexattr_destroy(&ma);
 	pthread_condattr_t ca;
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&app->cv, &ca);
+	pthread_cond_init(&app->cv_accept, &ca);
+	pthread_cond_init(&app->cv_io, &ca);
 	pthread_condattr_destroy(&ca);
 	memcpy(app->opt, opt_defaults, sizeof app->opt);
 	sync_limits(app);
@@ -207,7 +259,8 @@ static void call_abort_cb(fcgi_req *r)
 void fk_app_finished_request(fcgi_app *app)
 {
 	app->inflight--;
-	app->changed = 1;
+	if (app->stopping)
+		app->changed = 1;
 }
 
 /* ---------------------------------------------------------------- connections */
@@ -395,7 +448,7 @@ static void dispatch(fk_conn *c, fcgi_req *r)
 		app->ready_head = r;
 	app->ready_tail = r;
 	app->nready++;
-	app->changed = 1;
+	app->queued_new++;
 }
 
 /* Delivers buffered body bytes to an event-style consumer, STDIN first, then DATA. */
@@ -783,9 +836,9 @@ static void loop_pass(fcgi_app *app, int timeout_ms)
 	}
 
 	fk_ev_prepare(&app->ev);
-	app_unlock(app);
+	unsigned depth = unlock_all(app);
 	int n = fk_ev_wait(&app->ev, items, 64, timeout_ms);
-	app_lock(app);
+	relock(app, depth);
 
 	for (int i = 0; i < n; i++) {
 		int kind = *(int *)items[i].ptr;
@@ -819,15 +872,31 @@ static void loop_pass(fcgi_app *app, int timeout_ms)
 	flush_dirty(app);
 	check_stopped(app, now);
 	app->leader = 0;
+	/* Wake exactly the threads that have something to do: one acceptor per new request
+	 * (less the one the leader takes itself), every io waiter when their state changed. */
+	size_t wake = app->queued_new;
+	app->queued_new = 0;
+	if (wake && app->leader_acceptor)
+		wake--;
+	if (app->stopped)
+		pthread_cond_broadcast(&app->cv_accept);
+	else
+		for (unsigned i = 0; i < wake && i < app->accept_waiters; i++)
+			pthread_cond_signal(&app->cv_accept);
 	if (app->changed) {
 		app->changed = 0;
-		pthread_cond_broadcast(&app->cv);
+		if (app->io_waiters)
+			pthread_cond_broadcast(&app->cv_io);
 	}
 }
 
+static int pred_ready(fcgi_app *app, void *arg);
+
 int fk_app_wait(fcgi_app *app, int (*pred)(fcgi_app *, void *), void *arg, int64_t deadline)
 {
-	int led = 0, rc = FCGI_OK;
+	int led = 0, rc = FCGI_OK, acceptor = pred == pred_ready;
+	pthread_cond_t *cv = acceptor ? &app->cv_accept : &app->cv_io;
+	unsigned *waiters = acceptor ? &app->accept_waiters : &app->io_waiters;
 	while (!pred(app, arg)) {
 		int64_t now = deadline >= 0 ? fk_now_ms() : 0;
 		if (deadline >= 0 && now >= deadline) {
@@ -836,24 +905,32 @@ int fk_app_wait(fcgi_app *app, int (*pred)(fcgi_app *, void *), void *arg, int64
 		}
 		flush_dirty(app);
 		if (!app->leader) {
+			app->leader_acceptor = acceptor;
 			loop_pass(app, deadline >= 0 ? (int)(deadline - now) : -1);
 			led = 1;
 			continue;
 		}
+		(*waiters)++;
 		if (deadline >= 0) {
 			struct timespec ts;
 			clock_gettime(CLOCK_MONOTONIC, &ts);
 			int64_t ns = ts.tv_nsec + (deadline - now) % 1000 * 1000000;
 			ts.tv_sec += (deadline - now) / 1000 + ns / 1000000000;
 			ts.tv_nsec = ns % 1000000000;
-			pthread_cond_timedwait(&app->cv, &app->mu, &ts);
+			cond_wait(app, cv, &ts);
 		} else {
-			pthread_cond_wait(&app->cv, &app->mu);
+			cond_wait(app, cv, NULL);
 		}
+		(*waiters)--;
 	}
-	/* We stop leading: let a waiting thread take the loop over. */
-	if (led)
-		pthread_cond_signal(&app->cv);
+	/* We stop leading: let a waiting thread take the loop over, so that input is read while
+	 * we work. */
+	if (led && !app->leader) {
+		if (app->accept_waiters && !app->nready)
+			pthread_cond_signal(&app->cv_accept);
+		else if (app->io_waiters)
+			pthread_cond_signal(&app->cv_io);
+	}
 	return rc;
 }
 
@@ -941,7 +1018,8 @@ FCGI_EXPORT void fcgi_app_free(fcgi_app *app)
 	if (app->wake_fd >= 0)
 		close(app->wake_fd);
 	fk_ev_close(&app->ev);
-	pthread_cond_destroy(&app->cv);
+	pthread_cond_destroy(&app->cv_accept);
+	pthread_cond_destroy(&app->cv_io);
 	pthread_mutex_destroy(&app->mu);
 	fk_free(app);
 }

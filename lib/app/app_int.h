@@ -94,8 +94,16 @@ struct fk_conn {
 };
 
 struct fcgi_app {
-	pthread_mutex_t mu; /* recursive */
-	pthread_cond_t cv;
+	/* Re-entrant on top of an adaptive (spin-then-sleep) mutex: callbacks run under the lock
+	 * and may call the API again. glibc cannot make a mutex both recursive and adaptive. */
+	pthread_mutex_t mu;
+	_Atomic(pthread_t) mu_owner;
+	unsigned mu_depth;
+	pthread_cond_t cv_accept; /* threads in fcgi_accept */
+	pthread_cond_t cv_io;     /* threads waiting for body bytes, output room, the stop */
+	unsigned accept_waiters, io_waiters;
+	size_t queued_new;        /* requests queued during the current pass */
+	int leader_acceptor;      /* the leader will take a queued request itself */
 	fk_ev ev;
 	int wake_fd;        /* eventfd: cross-thread and signal wake-ups */
 	int wake_kind;      /* FK_OBJ_WAKE: the epoll item for wake_fd points here */
@@ -121,7 +129,7 @@ struct fcgi_app {
 	/* loop leadership */
 	int leader;
 	pthread_t leader_tid;
-	int changed;        /* something waiters may care about happened in this pass */
+	int changed;        /* something io waiters may care about happened in this pass */
 	int64_t next_sweep;
 	/* stopping */
 	volatile sig_atomic_t stop_requested;
@@ -134,6 +142,8 @@ struct fcgi_app {
 };
 
 /* app.c */
+void fk_app_lock(fcgi_app *app);
+void fk_app_unlock(fcgi_app *app);
 int fk_app_wait(fcgi_app *app, int (*pred)(fcgi_app *, void *), void *arg, int64_t deadline);
 int fk_app_on_loop_thread(const fcgi_app *app);
 void fk_app_wake(fcgi_app *app);

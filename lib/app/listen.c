@@ -40,7 +40,7 @@ int fk_listener_add(fcgi_app *app, int fd, int is_unix, const char *unlink_path)
 		fk_free(l);
 		return FCGI_ENOMEM;
 	}
-	pthread_mutex_lock(&app->mu);
+	fk_app_lock(app);
 	fk_listener **ls = fk_realloc(app->listeners, (app->nlisteners + 1) * sizeof *ls);
 	int rc = ls ? fk_ev_add(&app->ev, fd, FK_EV_IN, l) : FCGI_ENOMEM;
 	if (ls)
@@ -51,7 +51,7 @@ int fk_listener_add(fcgi_app *app, int fd, int is_unix, const char *unlink_path)
 		if (app->leader && !fk_app_on_loop_thread(app))
 			fk_app_wake(app);
 	}
-	pthread_mutex_unlock(&app->mu);
+	fk_app_unlock(app);
 	if (rc) {
 		fk_free(l->unlink_path);
 		fk_free(l);
@@ -187,12 +187,12 @@ FCGI_EXPORT int fcgi_app_local_address(fcgi_app *app, char *buf, size_t size)
 {
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof ss;
-	pthread_mutex_lock(&app->mu);
+	fk_app_lock(app);
 	int fd = app->nlisteners ? app->listeners[0]->fd : -1;
 	int rc = fd < 0 ? FCGI_ESTATE
 	                : getsockname(fd, (struct sockaddr *)&ss, &sl) ? FCGI_ESYS
 	                : fk_addr_format((struct sockaddr *)&ss, sl, buf, size);
-	pthread_mutex_unlock(&app->mu);
+	fk_app_unlock(app);
 	return rc;
 }
 

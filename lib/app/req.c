@@ -11,8 +11,8 @@ enum {
 	PRINTF_STACK = 1024,
 };
 
-static void req_lock(const fcgi_req *r) { pthread_mutex_lock(&r->app->mu); }
-static void req_unlock(const fcgi_req *r) { pthread_mutex_unlock(&r->app->mu); }
+static void req_lock(const fcgi_req *r) { fk_app_lock(r->app); }
+static void req_unlock(const fcgi_req *r) { fk_app_unlock(r->app); }
 
 FCGI_EXPORT fcgi_role fcgi_req_role(const fcgi_req *req) { return (fcgi_role)req->role; }
 FCGI_EXPORT unsigned fcgi_req_id(const fcgi_req *req) { return req->id; }
@@ -331,6 +331,6 @@ FCGI_EXPORT int fcgi_finish(fcgi_req *req, int app_status)
 	fk_req_free(req);
 	if (app->stopping && !app->owned)
 		fk_app_wake(app);
-	pthread_mutex_unlock(&app->mu);
+	fk_app_unlock(app);
 	return rc;
 }
