@@ -63,19 +63,23 @@ $(LIB_SO): $(LIB_PIC)
 
 $(BUILD)/examples/%: examples/%.c $(LIB_A) include/fcgikit.h
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $< -o $@ $(LIB_A) $(LDLIBS)
+	@echo "  CC      $@"
+	@$(CC) $(ALL_CFLAGS) $< -o $@ $(LIB_A) $(LDLIBS)
 
 $(BUILD)/fcgikit: $(TOOL_SRC) $(LIB_A) $(wildcard src/*.h)
-	$(CC) $(ALL_CFLAGS) -Isrc $(TOOL_SRC) -o $@ $(LIB_A) $(LDLIBS) -lm
+	@echo "  CC      $@"
+	@$(CC) $(ALL_CFLAGS) -Isrc $(TOOL_SRC) -o $@ $(LIB_A) $(LDLIBS) -lm
 
 # Unit and protocol tests: cmocka, linked with the static library so internals are reachable.
 $(BUILD)/tests/%: tests/unit/%.c $(LIB_A) $(TEST_HELPERS) $(wildcard tests/helpers/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -Itests $< $(TEST_HELPERS) -o $@ $(LIB_A) -lcmocka $(LDLIBS)
+	@echo "  CC      $@"
+	@$(CC) $(ALL_CFLAGS) -Itests $< $(TEST_HELPERS) -o $@ $(LIB_A) -lcmocka $(LDLIBS)
 
 $(BUILD)/tests/%: tests/protocol/%.c $(LIB_A) $(TEST_HELPERS) $(wildcard tests/helpers/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -Itests $< $(TEST_HELPERS) -o $@ $(LIB_A) -lcmocka $(LDLIBS)
+	@echo "  CC      $@"
+	@$(CC) $(ALL_CFLAGS) -Itests $< $(TEST_HELPERS) -o $@ $(LIB_A) -lcmocka $(LDLIBS)
 
 tests: all $(UNIT_BIN) $(PROTO_BIN)
 

@@ -135,7 +135,10 @@ FCGI_EXPORT void fcgi_app_free(fcgi_app *app);
  * GET_VALUES reports (FCGI_MAX_CONNS, FCGI_MAX_REQS, FCGI_MPXS_CONNS). Timeouts are in
  * milliseconds, 0 = none. Sizes in bytes. */
 typedef enum fcgi_opt {
-	FCGI_OPT_MAX_CONNS = 1,       /* connections open at once (default 1024); more: closed */
+	FCGI_OPT_MAX_CONNS = 1,       /* connections open at once (default 1024); at the limit the
+	                                 least recently active idle one is closed to make room,
+	                                 else the new one is. Listening raises RLIMIT_NOFILE's
+	                                 soft limit to fit, as far as the hard limit allows */
 	FCGI_OPT_MAX_REQS,            /* requests in flight in the app (default 1024); more:
 	                                 END_REQUEST(OVERLOADED) */
 	FCGI_OPT_MAX_REQS_PER_CONN,   /* requests in flight on one connection (default 256) */
@@ -252,9 +255,9 @@ FCGI_EXPORT ssize_t fcgi_read(fcgi_req *req, void *buf, size_t size);
 FCGI_EXPORT ssize_t fcgi_read_data(fcgi_req *req, void *buf, size_t size);
 
 /* Event style: cb(req, data, len, ud) for each piece of the body as it arrives and once with
- * len 0 at its end. Bytes already buffered are delivered first. With stream_data set, the
- * DATA stream of a Filter follows, after STDIN's end call, with its own end call. The
- * callback runs on the loop thread. */
+ * len 0 at its end. Bytes already buffered are delivered first. For a Filter the DATA stream
+ * follows STDIN's end call in the same callback, with its own end call. The callback runs
+ * on the loop thread; data is valid only during the call. */
 typedef void (*fcgi_body_cb)(fcgi_req *req, const void *data, size_t len, void *ud);
 FCGI_EXPORT int fcgi_req_on_body(fcgi_req *req, fcgi_body_cb cb, void *ud);
 

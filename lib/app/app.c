@@ -355,6 +355,20 @@ void fk_conn_close(fk_conn *c)
 	}
 	fk_srv_free(&c->srv);
 	fk_buf_free(&c->in);
+	/* Off the pending lists: the graveyard may be freed before they are walked. */
+	if (c->dirty)
+		for (fk_conn **pp = &app->dirty; *pp; pp = &(*pp)->next_dirty)
+			if (*pp == c) {
+				*pp = c->next_dirty;
+				break;
+			}
+	if (c->resume)
+		for (fk_conn **pp = &app->resume; *pp; pp = &(*pp)->next_resume)
+			if (*pp == c) {
+				*pp = c->next_resume;
+				break;
+			}
+	c->dirty = c->resume = 0;
 	c->next = app->graveyard;
 	app->graveyard = c;
 	app->changed = 1;
@@ -454,6 +468,11 @@ static void dispatch(fk_conn *c, fcgi_req *r)
 /* Delivers buffered body bytes to an event-style consumer, STDIN first, then DATA. */
 static void deliver_body(fcgi_req *r)
 {
+	if ((r->flags & FK_R_FULL) && r->conn) {
+		/* Nothing stays buffered for a consumer with a callback. */
+		r->flags &= ~(uint32_t)FK_R_FULL;
+		r->conn->full_reqs--;
+	}
 	while (r->on_body && !(r->flags & FK_R_CLOSED)) {
 		if (fk_buf_size(&r->body)) {
 			size_t n = fk_buf_size(&r->body);
@@ -548,6 +567,13 @@ static void handle_event(fk_conn *c, fk_srv_event *ev)
 		app->changed = 1;
 		if (r->on_body)
 			deliver_body(r);
+		return;
+	case FK_SEV_REFUSED:
+		if (r) {
+			fk_app_finished_request(app);
+			fk_req_free(r);
+		}
+		fk_conn_mark_dirty(c);
 		return;
 	case FK_SEV_ABORT:
 		r->flags |= FK_R_ABORTED;

@@ -392,6 +392,18 @@ static int refuse(fk_srv *s, unsigned id, int keep_conn, unsigned status)
 	return append_end(s, id, 0, status) ? FCGI_ENOMEM : 0;
 }
 
+/* Refuses a request already announced with FK_SEV_BEGIN, and tells the caller. */
+static int refuse_admitted(fk_srv *s, fk_sreq *q, fk_srv_event *ev)
+{
+	unsigned id = q->id, keep = q->keep_conn;
+	ev->kind = FK_SEV_REFUSED;
+	ev->user = q->user;
+	drop_req(s, q);
+	if (refuse(s, id, (int)keep, FCGI_STATUS_OVERLOADED))
+		return FCGI_ENOMEM;
+	return 1;
+}
+
 /* GET_VALUES: answer the names we know, with our limits, in the order asked, once each. */
 static int answer_get_values(fk_srv *s)
 {
@@ -505,11 +517,8 @@ static int srv_step(fk_srv *s, const fk_record_event *re, fk_srv_event *ev)
 		if (q->flags & FK_Q_PARAMS_DONE)
 			return FCGI_EPROTO;
 		if (re->kind == FK_REV_DATA) {
-			if (fk_buf_size(&q->params) + re->len > s->lim.max_params_bytes) {
-				unsigned id = q->id, keep = q->keep_conn;
-				drop_req(s, q);
-				return refuse(s, id, (int)keep, FCGI_STATUS_OVERLOADED);
-			}
+			if (fk_buf_size(&q->params) + re->len > s->lim.max_params_bytes)
+				return refuse_admitted(s, q, ev);
 			return fk_buf_append(&q->params, re->data, re->len) ? FCGI_ENOMEM : 0;
 		}
 		if (h->content_len)
@@ -519,11 +528,8 @@ static int srv_step(fk_srv *s, const fk_record_event *re, fk_srv_event *ev)
 			int rc = fk_params_parse(fk_buf_head(&q->params), fk_buf_size(&q->params),
 			                         s->lim.max_params_count, &ev->params);
 			fk_buf_free(&q->params);
-			if (rc == FCGI_ELIMIT) {
-				unsigned id = q->id, keep = q->keep_conn;
-				drop_req(s, q);
-				return refuse(s, id, (int)keep, FCGI_STATUS_OVERLOADED);
-			}
+			if (rc == FCGI_ELIMIT)
+				return refuse_admitted(s, q, ev);
 			if (rc)
 				return rc;
 		}

@@ -144,6 +144,8 @@ typedef enum fk_sev_kind {
 	FK_SEV_DATA,       /* Filter DATA bytes */
 	FK_SEV_DATA_END,
 	FK_SEV_ABORT,      /* ABORT_REQUEST for a request in flight */
+	FK_SEV_REFUSED,    /* the session refused an admitted request (PARAMS past a limit) and
+	                      answered it with OVERLOADED: forget it (user says which) */
 } fk_sev_kind;
 
 typedef struct fk_srv_event {
