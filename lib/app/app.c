@@ -225,6 +225,13 @@ FCGI_EXPORT int fcgi_app_timer(fcgi_app *app, unsigned delay_ms, void (*cb)(void
 
 void fk_req_free(fcgi_req *r)
 {
+	fcgi_app *app = r->app;
+	if (r->prev_all)
+		r->prev_all->next_all = r->next_all;
+	else
+		app->all = r->next_all;
+	if (r->next_all)
+		r->next_all->prev_all = r->prev_all;
 	fk_params_free(r->params);
 	fk_buf_free(&r->body);
 	fk_buf_free(&r->data);
@@ -531,6 +538,10 @@ static void handle_event(fk_conn *c, fk_srv_event *ev)
 			return;
 		}
 		r->app = app;
+		r->next_all = app->all;
+		if (app->all)
+			app->all->prev_all = r;
+		app->all = r;
 		r->conn = c;
 		r->id = ev->request_id;
 		r->role = ev->role;
@@ -1036,6 +1047,8 @@ FCGI_EXPORT void fcgi_app_free(fcgi_app *app)
 	while (app->conns)
 		fk_conn_close(app->conns);
 	free_graveyard(app);
+	while (app->all)
+		fk_req_free(app->all); /* held by the application and never finished */
 	for (size_t i = 0; i < app->nlisteners; i++)
 		fk_listener_close(app, app->listeners[i]);
 	fk_free(app->listeners);

@@ -64,6 +64,7 @@ struct fcgi_req {
 	fk_buf body; /* STDIN received, not yet read */
 	fk_buf data; /* DATA (Filter) received, not yet read */
 	fcgi_req *next_ready;
+	fcgi_req *prev_all, *next_all; /* app->all: every request, so fcgi_app_free misses none */
 	fcgi_body_cb on_body;
 	void *on_body_ud;
 	void (*on_abort)(fcgi_req *, void *);
@@ -118,6 +119,7 @@ struct fcgi_app {
 	fcgi_req *aborts;   /* owned requests whose connection died off the loop thread: their
 	                       abort callbacks run in the next pass (linked by next_ready) */
 	fcgi_req *ready_head, *ready_tail; /* for fcgi_accept */
+	fcgi_req *all;
 	size_t nready;
 	size_t inflight;    /* requests admitted and not yet ended, app-wide */
 	size_t owned;       /* requests held by the application */
