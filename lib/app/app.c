@@ -198,10 +198,10 @@ void fk_app_wake(fcgi_app *app)
 	(void)n; /* EAGAIN means a wake-up is already pending */
 }
 
-int fk_app_on_loop_thread(const fcgi_app *app)
-{
-	return app->leader && pthread_equal(app->leader_tid, pthread_self());
-}
+/* The app whose loop pass this thread is running, if any. */
+static _Thread_local const fcgi_app *tls_loop_app;
+
+int fk_app_on_loop_thread(const fcgi_app *app) { return tls_loop_app == app; }
 
 FCGI_EXPORT void fcgi_app_stop(fcgi_app *app)
 {
@@ -235,6 +235,7 @@ void fk_req_free(fcgi_req *r)
 	fk_params_free(r->params);
 	fk_buf_free(&r->body);
 	fk_buf_free(&r->data);
+	fk_buf_free(&r->pending);
 	fk_free(r);
 }
 
@@ -847,7 +848,7 @@ static void loop_pass(fcgi_app *app, int timeout_ms)
 {
 	fk_ev_item items[64];
 	app->leader = 1;
-	app->leader_tid = pthread_self();
+	tls_loop_app = app;
 	free_graveyard(app);
 	if (app->stop_requested && !app->stopping)
 		begin_stop(app);
@@ -909,6 +910,7 @@ static void loop_pass(fcgi_app *app, int timeout_ms)
 	flush_dirty(app);
 	check_stopped(app, now);
 	app->leader = 0;
+	tls_loop_app = NULL;
 	/* Wake exactly the threads that have something to do: one acceptor per new request
 	 * (less the one the leader takes itself), every io waiter when their state changed. */
 	size_t wake = app->queued_new;

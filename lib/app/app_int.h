@@ -63,6 +63,8 @@ struct fcgi_req {
 	fk_params *params;
 	fk_buf body; /* STDIN received, not yet read */
 	fk_buf data; /* DATA (Filter) received, not yet read */
+	fk_buf pending; /* STDOUT bytes written by an application thread, not yet framed: only
+	                   that thread touches it, so small writes take no lock */
 	fcgi_req *next_ready;
 	fcgi_req *prev_all, *next_all; /* app->all: every request, so fcgi_app_free misses none */
 	fcgi_body_cb on_body;
@@ -130,7 +132,6 @@ struct fcgi_app {
 	size_t nallow;
 	/* loop leadership */
 	int leader;
-	pthread_t leader_tid;
 	int changed;        /* something io waiters may care about happened in this pass */
 	int64_t next_sweep;
 	/* stopping */

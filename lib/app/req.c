@@ -163,12 +163,32 @@ static int pred_room(fcgi_app *app, void *arg)
 	       fk_buf_size(&r->conn->srv.out) < (size_t)app->opt[FCGI_OPT_OUT_BUFFER] / 2;
 }
 
+/* Moves the unlocked STDOUT buffer into the connection's output. Lock held. */
+static int move_pending(fcgi_req *r)
+{
+	if (!fk_buf_size(&r->pending))
+		return FCGI_OK;
+	int rc = r->conn ? fk_srv_write(&r->conn->srv, r->id, FK_STDOUT, fk_buf_head(&r->pending),
+	                                fk_buf_size(&r->pending))
+	                 : FCGI_ECLOSED;
+	fk_buf_reset(&r->pending);
+	return rc;
+}
+
 static int write_stream(fcgi_req *r, unsigned type, const void *buf, size_t len)
 {
 	fcgi_app *app = r->app;
 	const uint8_t *p = buf;
 	int rc = FCGI_OK;
+	/* An application thread's small writes collect without the lock. */
+	if (type == FK_STDOUT && !fk_app_on_loop_thread(app) &&
+	    fk_buf_size(&r->pending) + len <= FLUSH_AT)
+		return fk_buf_append(&r->pending, buf, len);
 	req_lock(r);
+	if ((rc = move_pending(r))) {
+		req_unlock(r);
+		return rc;
+	}
 	size_t limit = (size_t)app->opt[FCGI_OPT_OUT_BUFFER];
 	while (len) {
 		if (r->flags & FK_R_CLOSED || !r->conn) {
@@ -264,7 +284,9 @@ FCGI_EXPORT int fcgi_printf(fcgi_req *req, const char *fmt, ...)
 FCGI_EXPORT int fcgi_flush(fcgi_req *req)
 {
 	req_lock(req);
-	int rc = req->conn ? fk_conn_flush(req->conn) : FCGI_ECLOSED;
+	int rc = move_pending(req);
+	if (!rc)
+		rc = req->conn ? fk_conn_flush(req->conn) : FCGI_ECLOSED;
 	req_unlock(req);
 	return rc;
 }
@@ -308,7 +330,9 @@ FCGI_EXPORT int fcgi_finish(fcgi_req *req, int app_status)
 			c->full_reqs--;
 			fk_conn_schedule_resume(c);
 		}
-		rc = fk_srv_end(&c->srv, req->id, (uint32_t)app_status);
+		rc = move_pending(req);
+		if (!rc)
+			rc = fk_srv_end(&c->srv, req->id, (uint32_t)app_status);
 		if (rc) {
 			fk_conn_close(c);
 		} else if (fk_app_on_loop_thread(app) || app->nready) {
