@@ -33,10 +33,15 @@ PROTO_SRC := $(sort $(wildcard tests/protocol/test_*.c))
 PROTO_BIN := $(PROTO_SRC:tests/protocol/%.c=$(BUILD)/tests/%)
 TEST_HELPERS := $(sort $(wildcard tests/helpers/*.c))
 
+# Parts with their own rules (compat library, ...) live in mk/*.mk and add to these.
+EXTRA_ALL :=
+EXTRA_TESTS :=
+-include $(sort $(wildcard mk/*.mk))
+
 .PHONY: all lib examples tests test test-unit test-asan test-interop check-symbols run bench \
         fuzz fuzz-build install clean format deps
 
-all: lib examples $(TOOL_BIN)
+all: lib examples $(TOOL_BIN) $(EXTRA_ALL)
 
 lib: $(LIB_A) $(LIB_SO)
 examples: $(EX_BIN)
@@ -81,7 +86,7 @@ $(BUILD)/tests/%: tests/protocol/%.c $(LIB_A) $(TEST_HELPERS) $(wildcard tests/h
 	@echo "  CC      $@"
 	@$(CC) $(ALL_CFLAGS) -Itests $< $(TEST_HELPERS) -o $@ $(LIB_A) -lcmocka $(LDLIBS)
 
-tests: all $(UNIT_BIN) $(PROTO_BIN)
+tests: all $(UNIT_BIN) $(PROTO_BIN) $(EXTRA_TESTS)
 
 # The whole suite: dependencies, a normal build (unit, protocol, interop), then the same
 # unit and protocol suites built with AddressSanitizer and UndefinedBehaviorSanitizer.
