@@ -34,6 +34,7 @@ PROTO_BIN := $(PROTO_SRC:tests/protocol/%.c=$(BUILD)/tests/%)
 TEST_HELPERS := $(sort $(wildcard tests/helpers/*.c))
 
 # Parts with their own rules (compat library, ...) live in mk/*.mk and add to these.
+.DEFAULT_GOAL := all
 EXTRA_ALL :=
 EXTRA_TESTS :=
 -include $(sort $(wildcard mk/*.mk))
