@@ -539,6 +539,8 @@ static int srv_step(fk_srv *s, const fk_record_event *re, fk_srv_event *ev)
 	case FK_DATA: {
 		int is_stdin = h->type == FK_STDIN;
 		unsigned done = is_stdin ? FK_Q_STDIN_DONE : FK_Q_DATA_DONE;
+		if (!is_stdin && q->role != FCGI_ROLE_FILTER)
+			return 0; /* only a Filter has a DATA stream: skipped */
 		if (!(q->flags & FK_Q_PARAMS_DONE) || (q->flags & done))
 			return FCGI_EPROTO;
 		if (re->kind == FK_REV_DATA) {
@@ -608,6 +610,8 @@ int fk_srv_refuse(fk_srv *s, unsigned request_id, unsigned protocol_status)
 
 int fk_srv_write(fk_srv *s, unsigned request_id, unsigned type, const void *data, size_t len)
 {
+	if (type != FK_STDOUT && type != FK_STDERR)
+		return FCGI_EINVAL;
 	fk_sreq *q = find_req(s, request_id);
 	if (!q)
 		return FCGI_ESTATE;

@@ -48,7 +48,7 @@ typedef struct fk_pair {
 	size_t value_len;
 } fk_pair;
 
-/* Decodes one pair from in[0..len): returns bytes consumed (> 0), 0 if the pair is not
+/* Decodes one pair from in[0..len): returns 1 with *consumed set, 0 if the pair is not
  * complete in the input. Lengths are at most 2^31-1 by construction; the sum is checked
  * against len without overflow. */
 int fk_pair_decode(const uint8_t *in, size_t len, fk_pair *p, size_t *consumed);
@@ -120,7 +120,8 @@ typedef struct fk_srv_limits {
 } fk_srv_limits;
 
 /* Parsed PARAMS of a request: one allocation holding NUL-terminated copies of every name
- * and value plus the index. Owned by whoever took it from the event; free with fk_free. */
+ * and value plus the index. Owned by whoever took it from the event; free with
+ * fk_params_free. */
 typedef struct fk_params {
 	size_t count;
 	struct fk_param {
@@ -132,7 +133,7 @@ typedef struct fk_params {
 } fk_params;
 
 /* Parses a complete PARAMS (or GET_VALUES) body into a fresh fk_params; FCGI_EPROTO on a
- * truncated pair, FCGI_ELIMIT past max_count, FCGI_ENOMEM. */
+ * truncated pair, FCGI_ELIMIT past max_count (0 allows only an empty body), FCGI_ENOMEM. */
 int fk_params_parse(const uint8_t *in, size_t len, uint32_t max_count, fk_params **out);
 void fk_params_free(fk_params *p);
 
@@ -187,9 +188,12 @@ void fk_srv_free(fk_srv *s); /* frees request states and buffers; not users' dat
  *    flight with mpxs off: CANT_MPX_CONN; past max_reqs_per_conn, or PARAMS past
  *    max_params_bytes / max_params_count: OVERLOADED. The refused request is forgotten and
  *    its later records skipped;
- *  - records for request ids not in flight: skipped (spec 3.3).
+ *  - records for request ids not in flight: skipped (spec 3.3); so are GET_VALUES with a
+ *    non-zero id and DATA for a role other than Filter. A GET_VALUES whose last pair is
+ *    truncated is answered for the complete pairs before it; a name asked twice is answered
+ *    once. A Filter's DATA may interleave with its STDIN.
  * Protocol errors that close: a version other than 1, a fixed-body record (BEGIN, END,
- * UNKNOWN_TYPE) whose content is not 8 bytes, a second BEGIN_REQUEST for an id in flight,
+ * UNKNOWN_TYPE) whose content is not 8 bytes, whatever its request id, a second BEGIN_REQUEST for an id in flight,
  * STDIN/DATA before PARAMS ended or after their own end, PARAMS after their end, a
  * truncated name-value pair. */
 int fk_srv_feed(fk_srv *s, const uint8_t *in, size_t len, size_t *consumed, fk_srv_event *ev);
@@ -200,7 +204,8 @@ void fk_srv_set_user(fk_srv *s, unsigned request_id, void *user);
  * the given protocol status, e.g. FCGI_STATUS_OVERLOADED; its remaining records are
  * skipped. */
 int fk_srv_refuse(fk_srv *s, unsigned request_id, unsigned protocol_status);
-/* Appends response bytes for a request in flight (type FK_STDOUT or FK_STDERR). */
+/* Appends response bytes for a request in flight (type FK_STDOUT or FK_STDERR, else
+ * FCGI_EINVAL; len 0 appends nothing). */
 int fk_srv_write(fk_srv *s, unsigned request_id, unsigned type, const void *data, size_t len);
 /* Ends a request: closes STDOUT (and STDERR when it was used), appends END_REQUEST and
  * forgets the request. Sets s->closing when the request had no KEEP_CONN. */

@@ -14,7 +14,8 @@ typedef struct fk_buf {
 } fk_buf;
 
 static inline size_t fk_buf_size(const fk_buf *b) { return b->len - b->off; }
-static inline uint8_t *fk_buf_head(const fk_buf *b) { return b->data + b->off; }
+/* NULL for a buffer never allocated (NULL + 0 is undefined behaviour in C). */
+static inline uint8_t *fk_buf_head(const fk_buf *b) { return b->data ? b->data + b->off : NULL; }
 
 /* Makes room for at least n more bytes at the end; compacts first. FCGI_OK or FCGI_ENOMEM. */
 int fk_buf_reserve(fk_buf *b, size_t n);
