@@ -95,6 +95,7 @@ test: deps
 	@$(MAKE) --no-print-directory tests
 	@$(MAKE) --no-print-directory BUILD=build-san OPT=-O1 \
 	    SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" tests
+	@$(MAKE) --no-print-directory fuzz-build
 	@tests/run.sh
 
 test-unit: tests
@@ -119,7 +120,8 @@ FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=build-fuzz/%)
 build-fuzz/%: tests/fuzz/%.c $(LIB_SRC) $(wildcard lib/*/*.h)
 	@mkdir -p $(dir $@)
-	$(CLANG) -std=c17 -g -O1 -D_GNU_SOURCE -Iinclude -Ilib -pthread \
+	@echo "  FUZZ    $@"
+	@$(CLANG) -std=c17 -g -O1 -D_GNU_SOURCE -Iinclude -Ilib -pthread \
 	    -fsanitize=fuzzer,address,undefined $< $(LIB_SRC) -o $@
 
 fuzz-build: $(FUZZ_BIN)

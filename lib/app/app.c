@@ -275,7 +275,7 @@ void fk_app_finished_request(fcgi_app *app)
 
 int fk_conn_paused(const fk_conn *c)
 {
-	return c->full_reqs > 0 ||
+	return c->full_reqs > 0 || c->eof ||
 	       fk_buf_size(&c->srv.out) >= (size_t)c->app->opt[FCGI_OPT_OUT_BUFFER];
 }
 
@@ -408,8 +408,9 @@ int fk_conn_flush(fk_conn *c)
 	size_t after = fk_buf_size(&c->srv.out);
 	if (!after) {
 		fk_buf_shrink(&c->srv.out, (size_t)app->opt[FCGI_OPT_OUT_BUFFER]);
-		/* Without KEEP_CONN, or while stopping, the connection ends with its last answer. */
-		if (c->srv.nreqs == 0 && (c->srv.closing || app->stopping)) {
+		/* Without KEEP_CONN, after the peer's half-close, or while stopping, the connection
+		 * ends with its last answer. */
+		if (c->srv.nreqs == 0 && (c->srv.closing || c->eof || app->stopping)) {
 			fk_conn_close(c);
 			return FCGI_OK;
 		}
@@ -633,6 +634,33 @@ static void process_input(fk_conn *c)
 	fk_conn_update_interest(c);
 }
 
+/* The peer sent its last byte but may still read: requests whose input is complete are
+ * answered; the others can never complete and are aborted. */
+static void conn_half_closed(fk_conn *c)
+{
+	fcgi_app *app = c->app;
+	c->eof = 1;
+	for (uint32_t i = 0; i < c->srv.nreqs && !c->dead; i++) {
+		fcgi_req *r = fk_srv_user_at(&c->srv, i);
+		if (!r || (r->flags & (FK_R_STDIN_END | FK_R_ABORTED)))
+			continue;
+		if (r->role == FCGI_ROLE_AUTHORIZER && (r->flags & (FK_R_QUEUED | FK_R_OWNED)))
+			continue; /* an Authorizer's input ends with its PARAMS */
+		fk_srv_event ev = {.kind = FK_SEV_ABORT, .request_id = r->id, .user = r};
+		uint32_t before = c->srv.nreqs;
+		handle_event(c, &ev);
+		if (c->srv.nreqs != before)
+			i = (uint32_t)-1; /* a request ended: start over */
+	}
+	app->changed = 1;
+	if (c->dead)
+		return;
+	if (!c->srv.nreqs && !fk_buf_size(&c->srv.out))
+		fk_conn_close(c);
+	else
+		fk_conn_update_interest(c);
+}
+
 static void conn_read(fk_conn *c)
 {
 	if (fk_conn_paused(c))
@@ -647,6 +675,10 @@ static void conn_read(fk_conn *c)
 	while (n < 0 && errno == EINTR);
 	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 		return;
+	if (n == 0 && c->srv.nreqs) {
+		conn_half_closed(c);
+		return;
+	}
 	if (n <= 0) {
 		/* The peer closed (or reset): requests still in flight are aborted. */
 		fk_conn_close(c);

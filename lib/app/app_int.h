@@ -92,7 +92,9 @@ struct fk_conn {
 	int64_t last_out;       /* ms: last progress writing, or when output became pending */
 	uint8_t dead;           /* closed; memory freed by the next leader pass */
 	uint8_t dirty, resume;
-	uint8_t pending_body;   /* an event-style consumer has buffered body to be given */
+	uint8_t pending_body;
+	uint8_t eof;            /* the peer shut its write side: answer what is complete, then
+	                           close */   /* an event-style consumer has buffered body to be given */
 	uint8_t is_unix;
 };
 

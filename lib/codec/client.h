@@ -137,6 +137,7 @@ typedef struct fk_cli {
 	int32_t cur;              /* index in reqs of the current record's request; -1 none */
 	fk_buf mgmt;              /* GET_VALUES_RESULT content being collected */
 	uint64_t records;         /* complete records seen */
+	uint8_t rec_started;      /* the current record was checked (its first slice was seen) */
 	uint8_t perr;             /* fk_cli_perr of the error that stopped the session */
 	uint8_t perr_type;        /* record type involved, for messages */
 	uint16_t perr_id;         /* request id involved */
