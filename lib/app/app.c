@@ -12,6 +12,9 @@
 #include "app/app_int.h"
 #include "util/alloc.h"
 
+/* Marks, in a pass's own copy of the ready list, a connection read without the lock. */
+#define FK_EV_READ_NOW 0x100
+
 enum {
 	READ_CHUNK = 65536,   /* bytes asked of one recv() */
 	IN_KEEP = 16384,      /* an idle connection keeps at most this much input buffer */
@@ -281,7 +284,7 @@ int fk_conn_paused(const fk_conn *c)
 
 void fk_conn_update_interest(fk_conn *c)
 {
-	if (c->dead)
+	if (fk_conn_gone(c))
 		return;
 	unsigned want = (fk_conn_paused(c) ? 0 : FK_EV_IN) | (fk_buf_size(&c->srv.out) ? FK_EV_OUT : 0);
 	if (want == c->events)
@@ -325,10 +328,8 @@ static void conns_touch(fcgi_app *app, fk_conn *c)
 	conns_append(app, c);
 }
 
-void fk_conn_close(fk_conn *c)
+static void conn_close_now(fk_conn *c)
 {
-	if (c->dead)
-		return;
 	fcgi_app *app = c->app;
 	c->dead = 1;
 	fk_ev_del(&app->ev, c->fd);
@@ -382,27 +383,84 @@ void fk_conn_close(fk_conn *c)
 	app->changed = 1;
 }
 
-/* Sends pending output. Returns FCGI_OK (maybe with output left, then write interest is on)
- * or FCGI_ECLOSED when the connection died. */
-int fk_conn_flush(fk_conn *c)
+void fk_conn_close(fk_conn *c)
 {
 	if (c->dead)
-		return FCGI_ECLOSED;
-	fcgi_app *app = c->app;
-	size_t before = fk_buf_size(&c->srv.out);
-	while (fk_buf_size(&c->srv.out)) {
-		ssize_t n = send(c->fd, fk_buf_head(&c->srv.out), fk_buf_size(&c->srv.out),
-		                 MSG_NOSIGNAL | MSG_DONTWAIT);
+		return;
+	if (!c->sending && fk_app_on_loop_thread(c->app)) {
+		conn_close_now(c);
+		return;
+	}
+	c->close_req = 1;
+	fk_conn_schedule_resume(c);
+}
+
+/* Sends bytes until done or the socket is full; returns 0, 1 when blocked, -1 on error. */
+static int send_buf(int fd, fk_buf *b)
+{
+	while (fk_buf_size(b)) {
+		ssize_t n = send(fd, fk_buf_head(b), fk_buf_size(b), MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (n > 0) {
-			fk_buf_consume(&c->srv.out, (size_t)n);
-			c->last_out = fk_now_ms();
+			fk_buf_consume(b, (size_t)n);
 			continue;
 		}
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return 1;
+		return -1;
+	}
+	return 0;
+}
+
+/* Sends pending output. Returns FCGI_OK (maybe with output left, then write interest is on)
+ * or FCGI_ECLOSED when the connection died. An application thread sends with the lock
+ * released: it takes the bytes out of srv.out, and bytes appended meanwhile are put behind
+ * what it could not send. */
+int fk_conn_flush(fk_conn *c)
+{
+	if (fk_conn_gone(c))
+		return FCGI_ECLOSED;
+	fcgi_app *app = c->app;
+	if (c->sending) {
+		c->flush_again = 1;
+		return FCGI_OK;
+	}
+	size_t before = fk_buf_size(&c->srv.out);
+	int unlocked = !fk_app_on_loop_thread(app), st = 0;
+	c->sending = 1;
+	do {
+		c->flush_again = 0;
+		if (!fk_buf_size(&c->srv.out))
 			break;
-		fk_conn_close(c);
+		fk_buf out = c->srv.out;
+		size_t had = fk_buf_size(&out);
+		c->srv.out = (fk_buf){0};
+		if (unlocked) {
+			unsigned depth = unlock_all(app);
+			st = send_buf(c->fd, &out);
+			relock(app, depth);
+		} else {
+			st = send_buf(c->fd, &out);
+		}
+		if (fk_buf_size(&out) < had)
+			c->last_out = fk_now_ms();
+		if (fk_buf_size(&c->srv.out) && fk_buf_size(&out)) {
+			if (fk_buf_append(&out, fk_buf_head(&c->srv.out), fk_buf_size(&c->srv.out)))
+				st = -1;
+			fk_buf_free(&c->srv.out);
+			c->srv.out = out;
+		} else if (fk_buf_size(&c->srv.out)) {
+			fk_buf_free(&out);
+		} else {
+			fk_buf_free(&c->srv.out);
+			c->srv.out = out;
+		}
+	} while (st == 0 && c->flush_again && !c->close_req);
+	c->sending = 0;
+	if (st < 0 || c->close_req) {
+		c->close_req = 0;
+		fk_conn_close(c); /* done now on the loop thread, else requested again */
 		return FCGI_ECLOSED;
 	}
 	size_t after = fk_buf_size(&c->srv.out);
@@ -426,7 +484,7 @@ int fk_conn_flush(fk_conn *c)
 
 void fk_conn_mark_dirty(fk_conn *c)
 {
-	if (c->dead || c->dirty)
+	if (fk_conn_gone(c) || c->dirty)
 		return;
 	c->dirty = 1;
 	c->next_dirty = c->app->dirty;
@@ -613,7 +671,7 @@ static void process_input(fk_conn *c)
 {
 	fk_srv_event ev;
 	size_t used;
-	while (!c->dead && fk_buf_size(&c->in) && !fk_conn_paused(c)) {
+	while (!fk_conn_gone(c) && fk_buf_size(&c->in) && !fk_conn_paused(c)) {
 		int rc = fk_srv_feed(&c->srv, fk_buf_head(&c->in), fk_buf_size(&c->in), &used, &ev);
 		/* Event slices point into c->in; consuming only moves offsets, so they stay valid
 		 * until the next append. */
@@ -626,7 +684,7 @@ static void process_input(fk_conn *c)
 			break;
 		handle_event(c, &ev);
 	}
-	if (c->dead)
+	if (fk_conn_gone(c))
 		return;
 	fk_buf_shrink(&c->in, IN_KEEP);
 	if (fk_buf_size(&c->srv.out))
@@ -640,7 +698,7 @@ static void conn_half_closed(fk_conn *c)
 {
 	fcgi_app *app = c->app;
 	c->eof = 1;
-	for (uint32_t i = 0; i < c->srv.nreqs && !c->dead; i++) {
+	for (uint32_t i = 0; i < c->srv.nreqs && !fk_conn_gone(c); i++) {
 		fcgi_req *r = fk_srv_user_at(&c->srv, i);
 		if (!r || (r->flags & (FK_R_STDIN_END | FK_R_ABORTED)))
 			continue;
@@ -653,7 +711,7 @@ static void conn_half_closed(fk_conn *c)
 			i = (uint32_t)-1; /* a request ended: start over */
 	}
 	app->changed = 1;
-	if (c->dead)
+	if (fk_conn_gone(c))
 		return;
 	if (!c->srv.nreqs && !fk_buf_size(&c->srv.out))
 		fk_conn_close(c);
@@ -661,19 +719,10 @@ static void conn_half_closed(fk_conn *c)
 		fk_conn_update_interest(c);
 }
 
-static void conn_read(fk_conn *c)
+/* What one recv() gave, handled with the lock held. */
+static void conn_read_result(fk_conn *c, ssize_t n, int err)
 {
-	if (fk_conn_paused(c))
-		return;
-	if (fk_buf_reserve(&c->in, READ_CHUNK)) {
-		fk_conn_close(c);
-		return;
-	}
-	ssize_t n;
-	do
-		n = recv(c->fd, c->in.data + c->in.len, c->in.cap - c->in.len, 0);
-	while (n < 0 && errno == EINTR);
-	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+	if (n < 0 && (err == EAGAIN || err == EWOULDBLOCK))
 		return;
 	if (n == 0 && c->srv.nreqs) {
 		conn_half_closed(c);
@@ -688,6 +737,18 @@ static void conn_read(fk_conn *c)
 	c->last_in = fk_now_ms();
 	conns_touch(c->app, c);
 	process_input(c);
+}
+
+/* recv() into the connection's input buffer; only the loop thread touches c->in and only it
+ * closes c->fd, so this runs without the lock. */
+static ssize_t conn_recv(fk_conn *c, int *err)
+{
+	ssize_t n;
+	do
+		n = recv(c->fd, c->in.data + c->in.len, c->in.cap - c->in.len, 0);
+	while (n < 0 && errno == EINTR);
+	*err = n < 0 ? errno : 0;
+	return n;
 }
 
 static int conn_idle(const fk_conn *c)
@@ -777,8 +838,10 @@ static void check_stopped(fcgi_app *app, int64_t now)
 		return;
 	int late = now >= app->stop_deadline;
 	if (late)
-		while (app->conns)
-			fk_conn_close(app->conns);
+		for (fk_conn *c = app->conns, *next; c; c = next) {
+			next = c->next;
+			fk_conn_close(c);
+		}
 	if (!app->nconns && (late || !app->owned)) {
 		app->stopped = 1;
 		app->changed = 1;
@@ -837,9 +900,16 @@ static void process_resumes(fcgi_app *app)
 		c->resume = 0;
 		if (c->dead)
 			continue;
+		if (c->close_req) {
+			if (!c->sending) {
+				c->close_req = 0;
+				conn_close_now(c);
+			}
+			continue;
+		}
 		if (c->pending_body) {
 			c->pending_body = 0;
-			for (uint32_t i = 0; i < c->srv.nreqs && !c->dead; i++) {
+			for (uint32_t i = 0; i < c->srv.nreqs && !fk_conn_gone(c); i++) {
 				fcgi_req *r = fk_srv_user_at(&c->srv, i);
 				uint32_t before = c->srv.nreqs;
 				if (r && r->on_body)
@@ -848,14 +918,14 @@ static void process_resumes(fcgi_app *app)
 					i = (uint32_t)-1; /* a request ended: start over */
 			}
 		}
-		if (c->dead)
+		if (fk_conn_gone(c))
 			continue;
 		process_input(c);
-		if (c->dead)
+		if (fk_conn_gone(c))
 			continue;
 		/* Event-style writers waiting for room. */
 		if (fk_buf_size(&c->srv.out) < (size_t)app->opt[FCGI_OPT_OUT_BUFFER])
-			for (uint32_t i = 0; i < c->srv.nreqs && !c->dead; i++) {
+			for (uint32_t i = 0; i < c->srv.nreqs && !fk_conn_gone(c); i++) {
 				fcgi_req *r = fk_srv_user_at(&c->srv, i);
 				if (r && r->on_writable) {
 					void (*cb)(fcgi_req *, void *) = r->on_writable;
@@ -910,6 +980,38 @@ static void loop_pass(fcgi_app *app, int timeout_ms)
 	int n = fk_ev_wait(&app->ev, items, 64, timeout_ms);
 	relock(app, depth);
 
+	/* Which connections to read: decided under the lock, read without it. */
+	ssize_t got[64];
+	int errs[64];
+	int toread = 0;
+	for (int i = 0; i < n; i++) {
+		got[i] = -1;
+		errs[i] = EAGAIN;
+		if (*(int *)items[i].ptr != FK_OBJ_CONN || !(items[i].events & (FK_EV_IN | FK_EV_ERR)))
+			continue;
+		fk_conn *c = items[i].ptr;
+		if (fk_conn_gone(c))
+			continue;
+		if (fk_conn_paused(c)) {
+			if (items[i].events & FK_EV_ERR)
+				fk_conn_close(c);
+			continue;
+		}
+		if (fk_buf_reserve(&c->in, READ_CHUNK)) {
+			fk_conn_close(c);
+			continue;
+		}
+		items[i].events |= FK_EV_READ_NOW;
+		toread++;
+	}
+	if (toread) {
+		depth = unlock_all(app);
+		for (int i = 0; i < n; i++)
+			if (items[i].events & FK_EV_READ_NOW)
+				got[i] = conn_recv(items[i].ptr, &errs[i]);
+		relock(app, depth);
+	}
+
 	for (int i = 0; i < n; i++) {
 		int kind = *(int *)items[i].ptr;
 		if (kind == FK_OBJ_WAKE) {
@@ -920,13 +1022,9 @@ static void loop_pass(fcgi_app *app, int timeout_ms)
 			accept_batch(app, items[i].ptr);
 		} else {
 			fk_conn *c = items[i].ptr;
-			if (!c->dead && (items[i].events & (FK_EV_IN | FK_EV_ERR))) {
-				if (fk_conn_paused(c) && (items[i].events & FK_EV_ERR))
-					fk_conn_close(c);
-				else
-					conn_read(c);
-			}
-			if (!c->dead && (items[i].events & FK_EV_OUT))
+			if (!fk_conn_gone(c) && (items[i].events & FK_EV_READ_NOW))
+				conn_read_result(c, got[i], errs[i]);
+			if (!fk_conn_gone(c) && (items[i].events & FK_EV_OUT))
 				fk_conn_flush(c);
 		}
 	}
@@ -1079,7 +1177,7 @@ FCGI_EXPORT void fcgi_app_free(fcgi_app *app)
 	if (!app)
 		return;
 	while (app->conns)
-		fk_conn_close(app->conns);
+		conn_close_now(app->conns);
 	free_graveyard(app);
 	while (app->all)
 		fk_req_free(app->all); /* held by the application and never finished */

@@ -9,9 +9,14 @@
  * no thread is tied to a connection, and with one thread there is no hand-off at all.
  * The leader drops the mutex only inside epoll_wait.
  *
- * Lifetimes. A connection is closed by any thread (fd closed, removed from epoll) but its
- * memory is freed only by the leader before its next epoll_wait, so an event already
- * returned for it can never point at freed memory. A request lives from BEGIN_REQUEST until
+ * The leader also drops the mutex around recv(), and an application thread around its
+ * send(): syscalls never run under the lock, so threads rarely wait for one another.
+ *
+ * Lifetimes. Only the loop thread closes a connection, and never while another thread is
+ * sending on it (that thread could otherwise write into a reused descriptor); elsewhere a
+ * close is requested (close_req) and done by the next pass. Memory is freed only by the
+ * leader before its next epoll_wait, so an event already returned for a connection can
+ * never point at freed memory. A request lives from BEGIN_REQUEST until
  * fcgi_finish (or until its connection dies while the library still owns it).
  */
 #ifndef FK_APP_INT_H
@@ -94,7 +99,10 @@ struct fk_conn {
 	uint8_t dirty, resume;
 	uint8_t pending_body;
 	uint8_t eof;            /* the peer shut its write side: answer what is complete, then
-	                           close */   /* an event-style consumer has buffered body to be given */
+	                           close */
+	uint8_t sending;        /* a thread is sending srv.out's bytes with the lock released */
+	uint8_t flush_again;    /* more output arrived meanwhile: the sender goes on */
+	uint8_t close_req;      /* close wanted; the loop thread does it once nobody sends */   /* an event-style consumer has buffered body to be given */
 	uint8_t is_unix;
 };
 
@@ -155,6 +163,8 @@ void fk_app_wake(fcgi_app *app);
 void fk_conn_mark_dirty(fk_conn *c);
 int fk_conn_flush(fk_conn *c);
 void fk_conn_close(fk_conn *c);
+/* Closed, or about to be: nothing more is read or sent. */
+static inline int fk_conn_gone(const fk_conn *c) { return c->dead || c->close_req; }
 void fk_conn_update_interest(fk_conn *c);
 void fk_conn_schedule_resume(fk_conn *c);
 int fk_conn_paused(const fk_conn *c);

@@ -159,7 +159,7 @@ FCGI_EXPORT int fcgi_req_on_body(fcgi_req *req, fcgi_body_cb cb, void *ud)
 static int pred_room(fcgi_app *app, void *arg)
 {
 	const fcgi_req *r = arg;
-	return !r->conn || (r->flags & (FK_R_ABORTED | FK_R_CLOSED)) ||
+	return !r->conn || fk_conn_gone(r->conn) || (r->flags & (FK_R_ABORTED | FK_R_CLOSED)) ||
 	       fk_buf_size(&r->conn->srv.out) < (size_t)app->opt[FCGI_OPT_OUT_BUFFER] / 2;
 }
 
@@ -191,7 +191,7 @@ static int write_stream(fcgi_req *r, unsigned type, const void *buf, size_t len)
 	}
 	size_t limit = (size_t)app->opt[FCGI_OPT_OUT_BUFFER];
 	while (len) {
-		if (r->flags & FK_R_CLOSED || !r->conn) {
+		if (r->flags & FK_R_CLOSED || !r->conn || fk_conn_gone(r->conn)) {
 			rc = FCGI_ECLOSED;
 			break;
 		}
@@ -205,8 +205,8 @@ static int write_stream(fcgi_req *r, unsigned type, const void *buf, size_t len)
 			/* The loop never blocks: all of it, or nothing while the buffer is full. */
 			if (have && have + len > limit) {
 				fk_conn_flush(c);
-				if (c->dead || fk_buf_size(&c->srv.out) + len > limit) {
-					rc = c->dead ? FCGI_ECLOSED : FCGI_EAGAIN;
+				if (fk_conn_gone(c) || fk_buf_size(&c->srv.out) + len > limit) {
+					rc = fk_conn_gone(c) ? FCGI_ECLOSED : FCGI_EAGAIN;
 					break;
 				}
 			}

@@ -1,0 +1,280 @@
+#!/usr/bin/env python3
+"""Side-by-side: `hello` on libfcgikit vs the same program on Debian's libfcgi, behind the
+same fronts (nginx with upstream keepalive, HAProxy fcgi-app with keep-conn, HAProxy with
+mpxs-conns), driven by wrk in one run. Prints, per front and thread count: requests/s, the
+ratio, p50/p99, errors, connections left waiting in the application's accept queue, and
+syscalls per request (strace -c, a separate short run, since strace slows what it counts).
+
+The machine is shared and noisy: read the ratios and the per-request counts, not the rates.
+
+  bench/app/run.py [--seconds 5] [--threads 2,8] [--fronts nginx,haproxy-keep,haproxy-mpxs]
+                   [--out FILE.md]
+"""
+import argparse
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BUILD = os.environ.get("FCGIKIT_BUILD", os.path.join(ROOT, "build"))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(pred, seconds=10.0):
+    end = time.time() + seconds
+    while time.time() < end:
+        if pred():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def port_open(port):
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+        return True
+    except OSError:
+        return False
+
+
+def stop(proc):
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+def build_libfcgi_hello(outdir):
+    exe = os.path.join(outdir, "libfcgi_hello")
+    subprocess.run(["cc", "-O2", "-o", exe, os.path.join(ROOT, "bench/app/libfcgi_hello.c"),
+                    "-lfcgi", "-pthread"], check=True)
+    return exe
+
+
+def start_app(kind, addr, threads, libfcgi_exe):
+    """addr: a Unix socket path, or 127.0.0.1:PORT."""
+    unix = addr.startswith("/")
+    if kind == "fcgikit":
+        cmd = [os.path.join(BUILD, "examples/hello"), ("unix:" if unix else "") + addr,
+               "--threads", str(threads)]
+    else:
+        cmd = [libfcgi_exe, addr, str(threads)]
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    up = (lambda: os.path.exists(addr)) if unix else (lambda: port_open(int(addr.rsplit(":", 1)[1])))
+    if not wait_for(up):
+        stop(p)
+        raise RuntimeError("app did not start: " + " ".join(cmd))
+    return p
+
+
+def start_front(front, tmp, port, addr):
+    unix = addr.startswith("/")
+    if front == "nginx":
+        conf = os.path.join(tmp, "nginx.conf")
+        with open(conf, "w") as f:
+            f.write(f"""worker_processes 1;
+pid {tmp}/nginx.pid;
+error_log {tmp}/nginx-error.log error;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    client_body_temp_path {tmp}/b; fastcgi_temp_path {tmp}/f; proxy_temp_path {tmp}/p;
+    uwsgi_temp_path {tmp}/u; scgi_temp_path {tmp}/s;
+    upstream app {{ server {"unix:" if unix else ""}{addr}; keepalive 32; }}
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{ include /etc/nginx/fastcgi_params; fastcgi_keep_conn on;
+                     fastcgi_pass app; }}
+    }}
+}}
+""")
+        cmd = ["nginx", "-p", tmp, "-c", conf, "-g", "daemon off;"]
+    else:
+        mpxs = front == "haproxy-mpxs"
+        conf = os.path.join(tmp, "haproxy.cfg")
+        with open(conf, "w") as f:
+            f.write(f"""global
+    maxconn 8192
+defaults
+    mode http
+    timeout connect 5s
+    timeout client 30s
+    timeout server 30s
+fcgi-app app
+    docroot {tmp}
+    option keep-conn
+{"    option mpxs-conns" if mpxs else ""}
+{"    option max-reqs 64" if mpxs else ""}
+{"    option get-values" if mpxs else ""}
+frontend fe
+    bind 127.0.0.1:{port}
+    default_backend be
+backend be
+    use-fcgi-app app
+    http-reuse always
+    server s1 {"unix@" if unix else ""}{addr} proto fcgi
+""")
+        cmd = ["haproxy", "-db", "-f", conf]
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=open(os.path.join(tmp, front + ".log"), "w"))
+    if not wait_for(lambda: port_open(port)):
+        stop(p)
+        raise RuntimeError("front did not start: " + front)
+    return p
+
+
+def accept_queue(addr):
+    """Connections waiting in the listening socket's accept queue (ss: Recv-Q)."""
+    unix = addr.startswith("/")
+    out = subprocess.run(["ss", "-xlnH" if unix else "-tlnH"], capture_output=True, text=True).stdout
+    for line in out.splitlines():
+        parts = line.split()
+        local = parts[4] if unix and len(parts) > 4 else parts[3] if len(parts) > 3 else ""
+        if local == addr:
+            try:
+                return int(parts[2] if unix else parts[1])
+            except (IndexError, ValueError):
+                return 0
+    return 0
+
+
+UNIT = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+
+
+def ms(text):
+    m = re.match(r"([\d.]+)(us|ms|s)", text)
+    return float(m.group(1)) * UNIT[m.group(2)] if m else float("nan")
+
+
+def run_wrk(port, seconds, sock=None):
+    cmd = ["wrk", "-t1", "-c64", f"-d{seconds}s", "--latency", "--timeout", "5s",
+           f"http://127.0.0.1:{port}/"]
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    samples = []
+    start = time.time()
+    end = start + seconds + 10
+    while p.poll() is None and time.time() < end:
+        if sock and time.time() > start + seconds / 2:
+            samples.append(accept_queue(sock))
+        time.sleep(0.25)
+    out = p.communicate(timeout=15)[0]
+    # min: connections that stay unserved the whole second half; max: the worst moment
+    r = {"queue": (min(samples), max(samples)) if samples else (0, 0), "raw": out}
+    m = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    r["rps"] = float(m.group(1)) if m else 0.0
+    m = re.search(r"(\d+) requests in", out)
+    r["requests"] = int(m.group(1)) if m else 0
+    lat = dict(re.findall(r"^\s+(50|99)%\s+(\S+)", out, re.M))
+    r["p50"] = ms(lat.get("50", "nan"))
+    r["p99"] = ms(lat.get("99", "nan"))
+    m = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    r["non2xx"] = int(m.group(1)) if m else 0
+    m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    r["sockerr"] = sum(map(int, m.groups())) if m else 0
+    r["ok_rps"] = r["rps"] * (r["requests"] - r["non2xx"]) / r["requests"] if r["requests"] else 0.0
+    return r
+
+
+def syscalls_per_request(pid, port, tmp, seconds=3):
+    out = os.path.join(tmp, "strace.txt")
+    st = subprocess.Popen(["strace", "-c", "-f", "-p", str(pid), "-o", out],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.5)
+    r = run_wrk(port, seconds)
+    st.send_signal(signal.SIGINT)
+    try:
+        st.wait(10)
+    except subprocess.TimeoutExpired:
+        st.kill()
+    total = 0
+    detail = {}
+    try:
+        for line in open(out):
+            parts = line.split()
+            if len(parts) >= 5 and parts[0][0].isdigit() and parts[-1] != "total":
+                calls = int(parts[3])
+                detail[parts[-1]] = calls
+                total += calls
+    except OSError:
+        pass
+    ok = r["requests"] - r["non2xx"]
+    return (total / ok if ok > 0 else float("nan")), detail, ok
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seconds", type=int, default=5)
+    ap.add_argument("--threads", default="2,8")
+    ap.add_argument("--fronts", default="nginx,haproxy-keep,haproxy-mpxs")
+    ap.add_argument("--no-strace", action="store_true")
+    ap.add_argument("--unix", action="store_true", help="Unix sockets instead of 127.0.0.1 TCP")
+    ap.add_argument("--out")
+    a = ap.parse_args()
+    for tool in ("wrk", "nginx", "haproxy", "cc"):
+        if not shutil.which(tool):
+            sys.exit(f"bench: {tool} is missing (make deps installs the bench packages as root)")
+    tmp = tempfile.mkdtemp(prefix="fcgikit-bench-")
+    os.chmod(tmp, 0o755)  # nginx workers run as another user
+    libfcgi_exe = build_libfcgi_hello(tmp)
+    rows = []
+    try:
+        for front in a.fronts.split(","):
+            for threads in map(int, a.threads.split(",")):
+                res = {}
+                for kind in ("fcgikit", "libfcgi"):
+                    sock = os.path.join(tmp, f"{kind}.sock") if a.unix else f"127.0.0.1:{free_port()}"
+                    port = free_port()
+                    app = start_app(kind, sock, threads, libfcgi_exe)
+                    fr = start_front(front, tmp, port, sock)
+                    try:
+                        run_wrk(port, 1)  # warm up: connections, caches
+                        r = run_wrk(port, a.seconds, sock)
+                        if not a.no_strace:
+                            r["sys"], r["sysdetail"], _ = syscalls_per_request(app.pid, port, tmp)
+                        else:
+                            r["sys"] = float("nan")
+                    finally:
+                        stop(fr)
+                        stop(app)
+                        if a.unix and os.path.exists(sock):
+                            os.unlink(sock)
+                    res[kind] = r
+                    print(f"  {front:13} {threads}t {kind:8} {r['ok_rps']:9.0f} ok req/s  p99 {r['p99']:8.2f} ms"
+                          f"  errors {r['non2xx'] + r['sockerr']}  queue {r['queue'][0]}-{r['queue'][1]}"
+                          f"  syscalls/req {r['sys']:.2f}", flush=True)
+                rows.append((front, threads, res))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    lines = ["| front | threads | impl | ok req/s | ratio | p50 ms | p99 ms | errors | accept queue min-max | syscalls/req |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for front, threads, res in rows:
+        base = res["libfcgi"]["ok_rps"]
+        for kind in ("fcgikit", "libfcgi"):
+            r = res[kind]
+            ratio = ("%.2f" % (r["ok_rps"] / base) if base else "inf") if kind == "fcgikit" else "1.00"
+            lines.append(f"| {front} | {threads} | {kind} | {r['ok_rps']:.0f} | {ratio} | {r['p50']:.2f} | "
+                         f"{r['p99']:.2f} | {r['non2xx'] + r['sockerr']} | {r['queue'][0]}-{r['queue'][1]} | {r['sys']:.2f} |")
+    table = "\n".join(lines)
+    print()
+    print(table)
+    if a.out:
+        with open(a.out, "w") as f:
+            f.write(table + "\n")
+
+
+if __name__ == "__main__":
+    main()
