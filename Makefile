@@ -39,7 +39,7 @@ EXTRA_ALL :=
 EXTRA_TESTS :=
 -include $(sort $(wildcard mk/*.mk))
 
-.PHONY: all lib examples tests test test-unit test-asan test-interop check-symbols run bench \
+.PHONY: all lib examples tests test test-tsan test-unit test-asan test-interop check-symbols run bench \
         fuzz fuzz-build install clean format deps
 
 all: lib examples $(TOOL_BIN) $(EXTRA_ALL)
@@ -98,6 +98,11 @@ test: deps
 	@$(MAKE) --no-print-directory fuzz-build
 	@tests/run.sh
 
+# ThreadSanitizer run of the suites that exercise threads (not part of make test: slow).
+test-tsan:
+	@$(MAKE) --no-print-directory BUILD=build-tsan OPT=-O1 SAN=-fsanitize=thread tests
+	@TSAN_OPTIONS=halt_on_error=1 FCGIKIT_SAN_BUILD=build-tsan TEST_ONLY=san tests/run.sh
+
 test-unit: tests
 	@TEST_ONLY=unit tests/run.sh
 
@@ -145,4 +150,4 @@ format:
 	clang-format -i include/*.h lib/*/*.[ch] examples/*.c tests/*/*.c
 
 clean:
-	rm -rf build build-san build-fuzz
+	rm -rf build build-san build-tsan build-fuzz

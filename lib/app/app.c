@@ -25,7 +25,8 @@ enum {
 void fk_app_lock(fcgi_app *app)
 {
 	pthread_t self = pthread_self();
-	if (app->mu_depth && pthread_equal(atomic_load_explicit(&app->mu_owner, memory_order_relaxed), self)) {
+	/* Only this thread can have stored its own id, so the relaxed load is enough. */
+	if (pthread_equal(atomic_load_explicit(&app->mu_owner, memory_order_relaxed), self)) {
 		app->mu_depth++;
 		return;
 	}

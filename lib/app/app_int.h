@@ -145,7 +145,7 @@ struct fcgi_app {
 	int changed;        /* something io waiters may care about happened in this pass */
 	int64_t next_sweep;
 	/* stopping */
-	volatile sig_atomic_t stop_requested;
+	_Atomic int stop_requested; /* lock-free: set from signal handlers */
 	int stopping;
 	int stopped;
 	int64_t stop_deadline;

@@ -1,5 +1,7 @@
 /* listen.c — listening sockets: addresses, inherited sockets (fd 0, systemd), allow-lists. */
+#include <assert.h>
 #include <errno.h>
+#include <stdatomic.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -198,6 +200,8 @@ FCGI_EXPORT int fcgi_app_local_address(fcgi_app *app, char *buf, size_t size)
 
 /* ---------------------------------------------------------------- signals */
 
+/* The handler only touches lock-free atomics and write(2). */
+static_assert(ATOMIC_INT_LOCK_FREE == 2, "stop_requested must be lock-free");
 static fcgi_app *volatile g_signal_app;
 
 static void on_stop_signal(int sig)
