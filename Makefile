@@ -138,6 +138,9 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/include/fcgikit $(DESTDIR)$(PREFIX)/lib/pkgconfig \
 	    $(DESTDIR)$(PREFIX)/bin
 	install -m 644 include/fcgikit.h $(DESTDIR)$(PREFIX)/include/
+	install -m 644 include/fcgikit/*.h $(DESTDIR)$(PREFIX)/include/fcgikit/
+	install -d $(DESTDIR)$(PREFIX)/share/man/man1
+	install -m 644 doc/*.1 $(DESTDIR)$(PREFIX)/share/man/man1/
 	install -m 644 $(LIB_A) $(DESTDIR)$(PREFIX)/lib/
 	install -m 755 $(LIB_SO) $(DESTDIR)$(PREFIX)/lib/
 	ln -sf libfcgikit.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libfcgikit.so.$(SOVER)

@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { CHUNK = 65536 };
+enum { CHUNK = 65536, MAX_BODY = 64 << 20 };
 
 struct delayed {
 	fcgi_req *req;
@@ -89,6 +89,28 @@ static void delayed_abort(fcgi_req *req, void *ud)
 		delayed_free(d); /* it was waiting for room: nobody else will free it */
 }
 
+/* Reads the whole body before answering. Answering while the body still arrives is legal
+ * FastCGI, but nginx and Caddy stop sending the request body once the response has begun,
+ * so a streaming echo deadlocks behind them as soon as the body outgrows the socket buffers
+ * (seen with 1 MiB over a Unix socket). */
+static int read_body(fcgi_req *req, char *buf, char **out, size_t *len)
+{
+	ssize_t n;
+	*out = NULL;
+	*len = 0;
+	while ((n = fcgi_read(req, buf, CHUNK)) > 0) {
+		if (*len + (size_t)n > MAX_BODY)
+			return -1;
+		char *b = realloc(*out, *len + (size_t)n);
+		if (!b)
+			return -1;
+		memcpy(b + *len, buf, (size_t)n);
+		*out = b;
+		*len += (size_t)n;
+	}
+	return n < 0 ? -1 : 0;
+}
+
 static void serve_one(fcgi_app *app, fcgi_req *req, char *buf)
 {
 	const char *delay = fcgi_param(req, "ECHO_DELAY_MS");
@@ -96,17 +118,23 @@ static void serve_one(fcgi_app *app, fcgi_req *req, char *buf)
 	int hl = write_head(req, head, sizeof head);
 	if (hl < 0 || (size_t)hl >= sizeof head)
 		hl = 0;
+	char *body;
+	size_t len;
+	if (read_body(req, buf, &body, &len)) {
+		free(body);
+		fcgi_finish(req, 1);
+		return;
+	}
 	if (!delay) {
-		/* Stream: each piece of the body goes back as it arrives. */
-		int rc = fcgi_write(req, head, (size_t)hl);
-		ssize_t n;
-		while (rc == FCGI_OK && (n = fcgi_read(req, buf, CHUNK)) > 0)
-			rc = fcgi_write(req, buf, (size_t)n);
+		if (fcgi_write(req, head, (size_t)hl) == FCGI_OK)
+			fcgi_write(req, body, len);
+		free(body);
 		fcgi_finish(req, 0);
 		return;
 	}
 	struct delayed *d = calloc(1, sizeof *d);
 	if (!d) {
+		free(body);
 		fcgi_finish(req, 1);
 		return;
 	}
@@ -114,16 +142,9 @@ static void serve_one(fcgi_app *app, fcgi_req *req, char *buf)
 	d->head = malloc((size_t)hl + 1);
 	if (d->head)
 		memcpy(d->head, head, (size_t)hl);
-	d->head_len = (size_t)hl;
-	ssize_t n;
-	while ((n = fcgi_read(req, buf, CHUNK)) > 0) {
-		char *b = realloc(d->body, d->len + (size_t)n);
-		if (!b)
-			break;
-		d->body = b;
-		memcpy(d->body + d->len, buf, (size_t)n);
-		d->len += (size_t)n;
-	}
+	d->head_len = d->head ? (size_t)hl : 0;
+	d->body = body;
+	d->len = len;
 	fcgi_req_on_abort(req, delayed_abort, d);
 	if (fcgi_app_timer(app, (unsigned)atoi(delay), delayed_timer, d) != FCGI_OK) {
 		if (!d->finished)

@@ -293,6 +293,7 @@ FCGI_EXPORT int fcgi_req_on_abort(fcgi_req *req, void (*cb)(fcgi_req *req, void 
 FCGI_EXPORT void fcgi_req_set_data(fcgi_req *req, void *data);
 FCGI_EXPORT void *fcgi_req_data(const fcgi_req *req);
 
+#include <fcgikit/client.h>
 #ifdef __cplusplus
 }
 #endif

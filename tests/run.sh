@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # tests/run.sh — runs every test suite and sums up their TAP output.
 #
-# Suites (TEST_ONLY=unit|protocol|san|interop|fuzz|symbols selects some; a comma- or
+# Suites (TEST_ONLY=unit|protocol|san|interop|clientpeers|fuzz|symbols selects some; a comma- or
 # space-separated list works too; unset runs all):
 #   unit      build/tests/test_* built from tests/unit/ (cmocka), and the symbol check
 #   protocol  build/tests/test_* built from tests/protocol/
 #   san       build-san/tests/test_* (both of the above under ASan + UBSan)
 #   fuzz      tests/fuzz/smoke.sh, when present
-#   interop   python3 tests/interop/interop.py, when present
+#   interop   python3 tests/interop/interop.py, over TCP and over Unix sockets
+#   clientpeers  python3 tests/clientpeers/run.py: the client and tools against php-fpm,
+#             php-cgi, Perl FCGI, libfcgi and fcgikit applications
 #   symbols   tests/check-symbols.sh on build/libfcgikit.so
 #
 # Each program runs under `timeout`. Its TAP lines are counted: `ok N - name`,
@@ -210,8 +212,15 @@ if want fuzz && [ -f tests/fuzz/smoke.sh ]; then
 fi
 
 if want interop && [ -f tests/interop/interop.py ]; then
-	FCGIKIT_BUILD=$BUILD run_prog tests/interop/interop.py "$T_INTEROP" \
+	FCGIKIT_BUILD=$BUILD run_prog "tests/interop/interop.py (TCP)" "$T_INTEROP" \
 		python3 tests/interop/interop.py
+	FCGIKIT_BUILD=$BUILD run_prog "tests/interop/interop.py --unix" "$T_INTEROP" \
+		python3 tests/interop/interop.py --unix
+fi
+
+if want clientpeers && [ -f tests/clientpeers/run.py ]; then
+	FCGIKIT_BUILD=$BUILD run_prog tests/clientpeers/run.py "$T_INTEROP" \
+		python3 tests/clientpeers/run.py
 fi
 
 if [ ${#programs_failed[@]} -gt 0 ]; then

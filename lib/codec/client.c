@@ -315,6 +315,18 @@ int fk_cli_begin(fk_cli *s, unsigned request_id)
 	return FCGI_OK;
 }
 
+void fk_cli_cancel(fk_cli *s, unsigned request_id)
+{
+	int32_t i = find_creq(s, request_id);
+	if (i < 0)
+		return;
+	s->reqs[i] = s->reqs[--s->nreqs];
+	if (s->cur == i)
+		s->cur = -1;
+	else if (s->cur == (int32_t)s->nreqs)
+		s->cur = i; /* the moved entry is still the current record's request */
+}
+
 static int perr(fk_cli *s, unsigned kind, const fk_header *h)
 {
 	s->perr = (uint8_t)kind;

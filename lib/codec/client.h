@@ -149,6 +149,9 @@ void fk_cli_free(fk_cli *s);
 /* Registers a request id the client is about to send (1..65535). FCGI_EINVAL for 0 or an
  * id already in flight, FCGI_ENOMEM. */
 int fk_cli_begin(fk_cli *s, unsigned request_id);
+/* Forgets an id begun with fk_cli_begin whose request could not be sent after all (no
+ * record of it may have reached the peer). */
+void fk_cli_cancel(fk_cli *s, unsigned request_id);
 /* Whether an id is in flight (begun, END_REQUEST not yet received). */
 int fk_cli_in_flight(const fk_cli *s, unsigned request_id);
 static inline uint32_t fk_cli_inflight(const fk_cli *s) { return s->nreqs; }

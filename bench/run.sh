@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# make bench: every side-by-side benchmark, one after the other. Each prints its table; the
+# machine is shared and noisy, so read ratios and per-request counts, not absolute rates.
+# BENCH_SECONDS sets the length of each measured run (default 5).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+status=0
+secs=${BENCH_SECONDS:-5}
+echo "== libfcgikit vs libfcgi behind nginx and HAProxy (bench/app)"
+python3 bench/app/run.py --seconds "$secs" || status=1
+echo
+echo "== fcgikit bench vs libfcgi, and the load tools' own cost (bench/client)"
+bash bench/client/run.sh || status=1
+if [ -f bench/compat/run.sh ]; then
+	echo
+	echo "== the same libfcgi program on Debian's libfcgi and on fcgikit's drop-in (bench/compat)"
+	bash bench/compat/run.sh || status=1
+fi
+exit $status
