@@ -170,9 +170,10 @@ int fk_netlist_parse(const char *s, fk_net **out, size_t *count)
 	*count = 0;
 	if (!s)
 		return FCGI_OK;
+	/* Entries are split at commas and blanks alike: count every separator. */
 	size_t cap = 1;
 	for (const char *p = s; *p; p++)
-		cap += *p == ',';
+		cap += *p == ',' || *p == ' ' || *p == '\t';
 	fk_net *nets = fk_calloc(cap, sizeof *nets);
 	if (!nets)
 		return FCGI_ENOMEM;
