@@ -24,7 +24,23 @@ struct delayed {
 	size_t len, off;
 	int finished;    /* the request was finished (answered or aborted) */
 	int timer_fired; /* the timer owns the struct until it fires */
+	struct delayed *prev, *next;
 };
+
+/* Delayed answers not yet sent: the library drops timers that have not fired when the app
+ * is freed, so whatever is left here at exit is freed by main. */
+static pthread_mutex_t g_pending_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct delayed *g_pending;
+
+static void pending_add(struct delayed *d)
+{
+	pthread_mutex_lock(&g_pending_mu);
+	d->next = g_pending;
+	if (g_pending)
+		g_pending->prev = d;
+	g_pending = d;
+	pthread_mutex_unlock(&g_pending_mu);
+}
 
 static int write_head(fcgi_req *req, char *buf, size_t size)
 {
@@ -37,6 +53,14 @@ static int write_head(fcgi_req *req, char *buf, size_t size)
 
 static void delayed_free(struct delayed *d)
 {
+	pthread_mutex_lock(&g_pending_mu);
+	if (d->prev)
+		d->prev->next = d->next;
+	else if (g_pending == d)
+		g_pending = d->next;
+	if (d->next)
+		d->next->prev = d->prev;
+	pthread_mutex_unlock(&g_pending_mu);
 	free(d->head);
 	free(d->body);
 	free(d);
@@ -145,6 +169,7 @@ static void serve_one(fcgi_app *app, fcgi_req *req, char *buf)
 	d->head_len = d->head ? (size_t)hl : 0;
 	d->body = body;
 	d->len = len;
+	pending_add(d);
 	fcgi_req_on_abort(req, delayed_abort, d);
 	if (fcgi_app_timer(app, (unsigned)atoi(delay), delayed_timer, d) != FCGI_OK) {
 		if (!d->finished)
@@ -199,5 +224,7 @@ int main(int argc, char **argv)
 		pthread_join(tids[i], NULL);
 	free(tids);
 	fcgi_app_free(app);
+	while (g_pending)
+		delayed_free(g_pending);
 	return 0;
 }

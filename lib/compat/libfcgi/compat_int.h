@@ -68,6 +68,9 @@ struct fkc_req {
 	char **envp; /* in the same allocation */
 };
 
+/* fcgiapp.c: this process's id, cached (and refreshed in a fork child). */
+pid_t fkc_pid(void);
+
 /* stream.c */
 void fkc_stream_init(fkc_stream *st, int kind, fkc_req *r);
 /* Writes a writer's buffered bytes on (fcgi_write/_err or records). 0, or -1 with the

@@ -4,6 +4,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -27,7 +28,18 @@ typedef struct fkc_listener {
 	int sock;
 	pid_t pid;
 	fcgi_app *app;
+	/* Turns at fcgi_accept: one thread at a time waits in it (and so leads the app's loop);
+	 * the others wait on the stack, most recently idle on top. See accept_turn. */
+	pthread_mutex_t turn_mu;
+	struct turn_waiter *turn_waiters;
+	int turn_taken;
 } fkc_listener;
+
+/* A thread waiting for its turn; the turn is handed to it directly (turn_taken stays set). */
+struct turn_waiter {
+	struct turn_waiter *next;
+	sem_t *sem;
+};
 
 static _Atomic(fkc_listener *) g_listeners;
 static pthread_mutex_t g_registry_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -36,11 +48,30 @@ static volatile sig_atomic_t g_shutdown;
 static FCGX_Request g_request; /* FCGX_Accept / FCGX_Finish */
 static pthread_once_t g_init_once = PTHREAD_ONCE_INIT;
 
-static fcgi_app *find_app(int sock, pid_t pid)
+/* getpid() is a system call; the streams ask on every buffer-full, so it is cached and
+ * refreshed in the child by an atfork handler. */
+static atomic_int g_pid;
+static pthread_once_t g_pid_once = PTHREAD_ONCE_INIT;
+
+static void pid_refresh(void) { atomic_store(&g_pid, (int)getpid()); }
+
+static void pid_init(void)
+{
+	pid_refresh();
+	pthread_atfork(NULL, NULL, pid_refresh);
+}
+
+pid_t fkc_pid(void)
+{
+	pthread_once(&g_pid_once, pid_init);
+	return (pid_t)atomic_load_explicit(&g_pid, memory_order_relaxed);
+}
+
+static fkc_listener *find(int sock, pid_t pid)
 {
 	for (fkc_listener *l = atomic_load(&g_listeners); l; l = l->next)
 		if (l->sock == sock && l->pid == pid)
-			return l->app;
+			return l;
 	return NULL;
 }
 
@@ -54,19 +85,20 @@ static int not_listening_errno(int sock)
 	return -EINVAL;
 }
 
-/* The app serving sock in this process, created on first use. 0, or a negative errno. */
-static int app_for(int sock, fcgi_app **out)
+/* The entry serving sock in this process, created on first use. 0, or a negative errno. */
+static int listener_for(int sock, fkc_listener **out)
 {
-	pid_t pid = getpid();
-	if ((*out = find_app(sock, pid)))
+	pid_t pid = fkc_pid();
+	if ((*out = find(sock, pid)))
 		return 0;
 	pthread_mutex_lock(&g_registry_mu);
 	int rc = 0;
-	fcgi_app *app = find_app(sock, pid);
-	if (!app && g_shutdown)
+	fkc_listener *l = find(sock, pid);
+	if (!l && g_shutdown)
 		rc = -1;
-	if (!app && !rc) {
-		fkc_listener *l = calloc(1, sizeof *l);
+	if (!l && !rc) {
+		fcgi_app *app = NULL;
+		l = calloc(1, sizeof *l);
 		int err = l ? fcgi_app_new(&app) : FCGI_ENOMEM;
 		if (!err) {
 			/* 0 is "the socket the program was started with": fd 0, or systemd's. */
@@ -82,11 +114,12 @@ static int app_for(int sock, fcgi_app **out)
 			if (app)
 				fcgi_app_free(app);
 			free(l);
-			app = NULL;
+			l = NULL;
 		} else {
 			l->sock = sock;
 			l->pid = pid;
 			l->app = app;
+			pthread_mutex_init(&l->turn_mu, NULL);
 			l->next = atomic_load(&g_listeners);
 			atomic_store(&g_listeners, l);
 			/* A shutdown that raced with the creation must reach this app too. */
@@ -95,7 +128,7 @@ static int app_for(int sock, fcgi_app **out)
 		}
 	}
 	pthread_mutex_unlock(&g_registry_mu);
-	*out = app;
+	*out = l;
 	return rc;
 }
 
@@ -191,38 +224,56 @@ DLLAPI int FCGX_InitRequest(FCGX_Request *request, int sock, int flags)
 	return 0;
 }
 
-/* The request state and its envp ("NAME=value" strings) in one allocation. */
+static const char *role_var(int role)
+{
+	switch (role) {
+	case FCGI_AUTHORIZER:
+		return "FCGI_ROLE=AUTHORIZER";
+	case FCGI_FILTER:
+		return "FCGI_ROLE=FILTER";
+	default:
+		return "FCGI_ROLE=RESPONDER";
+	}
+}
+
+/* The request state and its envp in one allocation. envp is what libfcgi builds: first
+ * FCGI_ROLE=<role>, then every param as "NAME=value" in the order the peer sent them. */
 static fkc_req *req_new(fcgi_app *app, fcgi_req *req)
 {
-	size_t n = fcgi_param_count(req), bytes = 0;
+	int role = (int)fcgi_req_role(req);
+	const char *rv = role_var(role);
+	size_t n = fcgi_param_count(req), rl = strlen(rv) + 1, bytes = rl;
 	for (size_t i = 0; i < n; i++) {
 		size_t nl, vl;
 		fcgi_param_at(req, i, NULL, &nl, NULL, &vl);
 		bytes += nl + vl + 2;
 	}
-	size_t head = sizeof(fkc_req) + (n + 1) * sizeof(char *);
+	size_t head = sizeof(fkc_req) + (n + 2) * sizeof(char *);
 	fkc_req *r = malloc(head + bytes);
 	if (!r)
 		return NULL;
 	memset(r, 0, sizeof *r);
 	r->req = req;
 	r->app = app;
-	r->pid = getpid();
-	r->role = (int)fcgi_req_role(req);
+	r->pid = fkc_pid();
+	r->role = role;
 	r->envp = (char **)(r + 1);
 	char *p = (char *)r + head;
+	memcpy(p, rv, rl);
+	r->envp[0] = p;
+	p += rl;
 	for (size_t i = 0; i < n; i++) {
 		const char *name, *value;
 		size_t nl, vl;
 		fcgi_param_at(req, i, &name, &nl, &value, &vl);
-		r->envp[i] = p;
+		r->envp[i + 1] = p;
 		memcpy(p, name, nl);
 		p[nl] = '=';
 		memcpy(p + nl + 1, value, vl);
 		p[nl + 1 + vl] = '\0';
 		p += nl + vl + 2;
 	}
-	r->envp[n] = NULL;
+	r->envp[n + 1] = NULL;
 	fkc_stream_init(&r->in, FKC_IN, r);
 	fkc_stream_init(&r->out, FKC_OUT, r);
 	fkc_stream_init(&r->err, FKC_ERR, r);
@@ -249,18 +300,64 @@ static fkc_req *detach_slot(FCGX_Request *request)
 	return r;
 }
 
+/*
+ * Threads take turns at fcgi_accept: the one inside it runs the app's loop whenever nothing is
+ * queued, and the moment it has a request it passes the turn on, so the next thread leads the
+ * loop while this one serves (leader/followers). libfcgikit's own hand-off misses that case
+ * (its leader keeps the loop to itself while it serves the request it read, and threads
+ * waiting in fcgi_accept are not woken to lead: requests arriving meanwhile, on other
+ * connections or multiplexed on the same one, would wait for that thread; see doc/compat.md).
+ * With one thread this is two uncontended lock pairs per request.
+ */
+static _Thread_local sem_t t_turn_sem; /* never destroyed: a post may follow the wake-up */
+static _Thread_local int t_turn_sem_ready;
+
+static int accept_turn(fkc_listener *l, fcgi_req **req)
+{
+	pthread_mutex_lock(&l->turn_mu);
+	if (!l->turn_taken) {
+		l->turn_taken = 1;
+		pthread_mutex_unlock(&l->turn_mu);
+	} else {
+		/* A semaphore per thread, woken by name: a condition variable shared by every waiter
+		 * made each hand-off cost several context switches. */
+		if (!t_turn_sem_ready) {
+			sem_init(&t_turn_sem, 0, 0);
+			t_turn_sem_ready = 1;
+		}
+		struct turn_waiter w = {l->turn_waiters, &t_turn_sem};
+		l->turn_waiters = &w;
+		pthread_mutex_unlock(&l->turn_mu);
+		while (sem_wait(&t_turn_sem) && errno == EINTR)
+			;
+	}
+	int rc = fcgi_accept(l->app, req);
+	pthread_mutex_lock(&l->turn_mu);
+	struct turn_waiter *next = l->turn_waiters;
+	if (next)
+		l->turn_waiters = next->next; /* the turn passes to it: turn_taken stays set */
+	else
+		l->turn_taken = 0;
+	sem_t *sem = next ? next->sem : NULL; /* next lives on a stack that ends once woken */
+	pthread_mutex_unlock(&l->turn_mu);
+	if (sem)
+		sem_post(sem);
+	return rc;
+}
+
 DLLAPI int FCGX_Accept_r(FCGX_Request *request)
 {
 	if (!request)
 		return -EINVAL;
 	FCGX_Finish_r(request);
-	fcgi_app *app;
-	int rc = app_for(request->listen_sock, &app);
+	fkc_listener *l;
+	int rc = listener_for(request->listen_sock, &l);
 	if (rc)
 		return rc;
+	fcgi_app *app = l->app;
 	for (;;) {
 		fcgi_req *req;
-		if (fcgi_accept(app, &req))
+		if (accept_turn(l, &req))
 			return -1; /* stopped: FCGX_ShutdownPending */
 		fkc_req *r = req_new(app, req);
 		if (!r) {
@@ -291,7 +388,7 @@ DLLAPI void FCGX_Finish_r(FCGX_Request *request)
 	if (!request || !request->paramsPtr)
 		return;
 	fkc_req *r = detach_slot(request);
-	if (r->pid == getpid()) {
+	if (r->pid == fkc_pid()) {
 		fkc_stream_drain(&r->out);
 		fkc_stream_drain(&r->err);
 		fcgi_finish(r->req, r->status);
@@ -307,7 +404,7 @@ DLLAPI void FCGX_Free(FCGX_Request *request, int close)
 	fkc_req *r = detach_slot(request);
 	/* libfcgi drops the buffered output; the request must still end for the web server. In a
 	 * forked child the parent owns the request: only the memory goes. */
-	if (r->pid == getpid())
+	if (r->pid == fkc_pid())
 		fcgi_finish(r->req, r->status);
 	req_free(r);
 }

@@ -96,25 +96,43 @@ DLLAPI void FCGI_SetExitStatus(int status)
 
 /* ---------------------------------------------------------------- opening and closing */
 
-static FCGI_FILE *wrap(FILE *f)
+/* A wrapper for a FILE just opened (NULL stays NULL). The wrapper is allocated first, so a
+ * failure closes nothing. */
+static FCGI_FILE *wrapper(void) { return calloc(1, sizeof(FCGI_FILE)); }
+
+static FCGI_FILE *wrapped(FCGI_FILE *fp, FILE *f)
 {
-	if (!f)
-		return NULL;
-	FCGI_FILE *fp = malloc(sizeof *fp);
-	if (!fp) {
-		fclose(f);
-		errno = ENOMEM;
+	if (!f) {
+		free(fp);
 		return NULL;
 	}
 	fp->stdio_stream = f;
-	fp->fcgx_stream = NULL;
 	return fp;
 }
 
-DLLAPI FCGI_FILE *FCGI_fopen(const char *path, const char *mode) { return wrap(fopen(path, mode)); }
-DLLAPI FCGI_FILE *FCGI_fdopen(int fd, const char *mode) { return wrap(fdopen(fd, mode)); }
-DLLAPI FCGI_FILE *FCGI_popen(const char *cmd, const char *type) { return wrap(popen(cmd, type)); }
-DLLAPI FCGI_FILE *FCGI_tmpfile(void) { return wrap(tmpfile()); }
+DLLAPI FCGI_FILE *FCGI_fopen(const char *path, const char *mode)
+{
+	FCGI_FILE *fp = wrapper();
+	return fp ? wrapped(fp, fopen(path, mode)) : NULL;
+}
+
+DLLAPI FCGI_FILE *FCGI_fdopen(int fd, const char *mode)
+{
+	FCGI_FILE *fp = wrapper();
+	return fp ? wrapped(fp, fdopen(fd, mode)) : NULL;
+}
+
+DLLAPI FCGI_FILE *FCGI_popen(const char *cmd, const char *type)
+{
+	FCGI_FILE *fp = wrapper();
+	return fp ? wrapped(fp, popen(cmd, type)) : NULL;
+}
+
+DLLAPI FCGI_FILE *FCGI_tmpfile(void)
+{
+	FCGI_FILE *fp = wrapper();
+	return fp ? wrapped(fp, tmpfile()) : NULL;
+}
 
 DLLAPI int FCGI_fclose(FCGI_FILE *fp)
 {

@@ -2,6 +2,7 @@
  * stand-alone record writer of FCGX_CreateWriter (see compat_int.h). */
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,16 +49,62 @@ static void set_error(FCGX_Stream *s, int err)
 }
 
 /* A request's streams work only in the process that accepted it. */
-static int foreign(const fkc_stream *st) { return st->r && st->r->pid != getpid(); }
+static int foreign(const fkc_stream *st) { return st->r && st->r->pid != fkc_pid(); }
+
+/* ---------------------------------------------------------------- buffer cache
+ *
+ * Every request needs a 16 kB output buffer (and often an input one); malloc/free of that
+ * size costs more than the rest of a small request, so each thread keeps one of each kind
+ * between requests, freed when the thread exits. */
+static _Thread_local unsigned char *t_cache[3]; /* FKC_IN, FKC_OUT, FKC_ERR */
+static pthread_key_t g_cache_key;
+static pthread_once_t g_cache_once = PTHREAD_ONCE_INIT;
+
+static void cache_drop(void *unused)
+{
+	(void)unused;
+	for (int i = 0; i < 3; i++) {
+		free(t_cache[i]);
+		t_cache[i] = NULL;
+	}
+}
+
+static void cache_init(void) { pthread_key_create(&g_cache_key, cache_drop); }
+
+static size_t std_cap(int kind)
+{
+	return kind == FKC_IN ? FKC_IN_BUF : kind == FKC_ERR ? FKC_ERR_BUF : FKC_OUT_BUF;
+}
+
+static unsigned char *buf_get(int kind, size_t cap)
+{
+	if (kind != FKC_RAW && t_cache[kind - 1]) {
+		unsigned char *b = t_cache[kind - 1];
+		t_cache[kind - 1] = NULL;
+		return b;
+	}
+	return malloc(cap);
+}
+
+static void buf_put(int kind, unsigned char *b)
+{
+	if (b && kind != FKC_RAW && !t_cache[kind - 1]) {
+		pthread_once(&g_cache_once, cache_init);
+		/* Any non-NULL value makes the destructor run at thread exit. */
+		if (pthread_getspecific(g_cache_key) || !pthread_setspecific(g_cache_key, &t_cache)) {
+			t_cache[kind - 1] = b;
+			return;
+		}
+	}
+	free(b);
+}
 
 static int ensure_buf(fkc_stream *st)
 {
 	if (st->buf)
 		return 0;
-	size_t cap = st->kind == FKC_IN ? FKC_IN_BUF : st->kind == FKC_ERR ? FKC_ERR_BUF : FKC_OUT_BUF;
-	if (st->kind == FKC_RAW)
-		cap = st->cap;
-	st->buf = malloc(cap);
+	size_t cap = st->kind == FKC_RAW ? st->cap : std_cap(st->kind);
+	st->buf = buf_get(st->kind, cap);
 	if (!st->buf) {
 		set_error(&st->s, ENOMEM);
 		return -1;
@@ -232,7 +279,7 @@ void fkc_stream_init(fkc_stream *st, int kind, fkc_req *r)
 
 void fkc_stream_release(fkc_stream *st)
 {
-	free(st->buf);
+	buf_put(st->kind, st->buf);
 	st->buf = NULL;
 	st->cap = 0;
 	FCGX_Stream *s = &st->s;
