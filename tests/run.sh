@@ -207,6 +207,11 @@ if want san; then
 	FCGIKIT_BUILD=$SAN_BUILD run_dir san "$SAN_BUILD/tests" "$T_SAN" any
 fi
 
+if want unit && [ -x "$BUILD/tests/test_runtime" ]; then
+	# the runtime again on the poll(2) backend
+	FCGIKIT_POLL=1 run_prog "$BUILD/tests/test_runtime (poll backend)" "$T_UNIT" "$BUILD/tests/test_runtime"
+fi
+
 if want fuzz && [ -f tests/fuzz/smoke.sh ]; then
 	FCGIKIT_BUILD=$BUILD run_prog tests/fuzz/smoke.sh "$T_FUZZ" bash tests/fuzz/smoke.sh
 fi

@@ -343,6 +343,7 @@ static void conn_close_now(fk_conn *c)
 			continue;
 		r->conn = NULL;
 		r->flags |= FK_R_ABORTED | FK_R_CLOSED;
+		atomic_store_explicit(&r->aborted, 1, memory_order_relaxed);
 		if (r->flags & FK_R_FULL) {
 			r->flags &= ~(uint32_t)FK_R_FULL;
 			c->full_reqs--;
@@ -649,6 +650,7 @@ static void handle_event(fk_conn *c, fk_srv_event *ev)
 		return;
 	case FK_SEV_ABORT:
 		r->flags |= FK_R_ABORTED;
+		atomic_store_explicit(&r->aborted, 1, memory_order_relaxed);
 		app->changed = 1;
 		if (r->flags & FK_R_OWNED) {
 			call_abort_cb(r);

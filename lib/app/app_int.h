@@ -65,6 +65,7 @@ struct fcgi_req {
 	uint16_t role;
 	uint8_t keep_conn;
 	uint32_t flags;
+	_Atomic int aborted; /* FK_R_ABORTED, readable without the lock (unlocked write path) */
 	fk_params *params;
 	fk_buf body; /* STDIN received, not yet read */
 	fk_buf data; /* DATA (Filter) received, not yet read */

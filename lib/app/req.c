@@ -1,4 +1,5 @@
 /* req.c — the request API: parameters, body, response, finish, abort (see fcgikit.h). */
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,10 +58,7 @@ FCGI_EXPORT int fcgi_param_at(const fcgi_req *req, size_t i, const char **name, 
 
 FCGI_EXPORT int fcgi_req_aborted(const fcgi_req *req)
 {
-	req_lock(req);
-	int a = (req->flags & FK_R_ABORTED) != 0;
-	req_unlock(req);
-	return a;
+	return atomic_load_explicit(&req->aborted, memory_order_relaxed);
 }
 
 /* ---------------------------------------------------------------- body */
@@ -182,8 +180,11 @@ static int write_stream(fcgi_req *r, unsigned type, const void *buf, size_t len)
 	int rc = FCGI_OK;
 	/* An application thread's small writes collect without the lock. */
 	if (type == FK_STDOUT && !fk_app_on_loop_thread(app) &&
-	    fk_buf_size(&r->pending) + len <= FLUSH_AT)
+	    fk_buf_size(&r->pending) + len <= FLUSH_AT) {
+		if (atomic_load_explicit(&r->aborted, memory_order_relaxed))
+			return FCGI_EABORTED;
 		return fk_buf_append(&r->pending, buf, len);
+	}
 	req_lock(r);
 	if ((rc = move_pending(r))) {
 		req_unlock(r);

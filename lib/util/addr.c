@@ -11,13 +11,18 @@
 #include "util/addr.h"
 #include "util/alloc.h"
 
+/* Decimal digits only: strtol would also take blanks and a sign ("+80", " 80"). */
 static int parse_port(const char *p, uint16_t *port)
 {
-	char *end;
-	if (!*p)
+	unsigned long v = 0;
+	if (!*p || strlen(p) > 5)
 		return FCGI_EADDR;
-	long v = strtol(p, &end, 10);
-	if (*end || v < 0 || v > 65535)
+	for (; *p; p++) {
+		if (*p < '0' || *p > '9')
+			return FCGI_EADDR;
+		v = v * 10 + (unsigned long)(*p - '0');
+	}
+	if (v > 65535)
 		return FCGI_EADDR;
 	*port = (uint16_t)v;
 	return FCGI_OK;
@@ -144,7 +149,7 @@ static int parse_net(const char *s, fk_net *net)
 		char *end;
 		*slash = 0;
 		prefix = strtol(slash + 1, &end, 10);
-		if (!slash[1] || *end || prefix < 0)
+		if (slash[1] < '0' || slash[1] > '9' || *end || prefix < 0)
 			return FCGI_EADDR;
 	}
 	memset(net, 0, sizeof *net);
