@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # tests/run.sh — runs every test suite and sums up their TAP output.
 #
-# Suites (TEST_ONLY=unit|protocol|san|interop|clientpeers|fuzz|symbols selects some; a comma- or
+# Suites (TEST_ONLY=unit|protocol|san|interop|compat|clientpeers|fuzz|symbols selects some; a comma- or
 # space-separated list works too; unset runs all):
 #   unit      build/tests/test_* built from tests/unit/ (cmocka), and the symbol check
 #   protocol  build/tests/test_* built from tests/protocol/
 #   san       build-san/tests/test_* (both of the above under ASan + UBSan)
 #   fuzz      tests/fuzz/smoke.sh, when present
 #   interop   python3 tests/interop/interop.py, over TCP and over Unix sockets
+#   compat    tests/compat/run.sh: classic libfcgi programs built against Debian's libfcgi,
+#             against fcgikit's compat headers, and run on fcgikit's libfcgi.so.0 drop-in
 #   clientpeers  python3 tests/clientpeers/run.py: the client and tools against php-fpm,
 #             php-cgi, Perl FCGI, libfcgi and fcgikit applications
 #   symbols   tests/check-symbols.sh on build/libfcgikit.so
@@ -221,6 +223,10 @@ if want interop && [ -f tests/interop/interop.py ]; then
 		python3 tests/interop/interop.py
 	FCGIKIT_BUILD=$BUILD run_prog "tests/interop/interop.py --unix" "$T_INTEROP" \
 		python3 tests/interop/interop.py --unix
+fi
+
+if want compat && [ -f tests/compat/run.sh ]; then
+	FCGIKIT_BUILD=$BUILD run_prog tests/compat/run.sh "$T_INTEROP" bash tests/compat/run.sh
 fi
 
 if want clientpeers && [ -f tests/clientpeers/run.py ]; then

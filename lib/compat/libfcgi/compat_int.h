@@ -35,17 +35,17 @@ enum fkc_kind {
 };
 
 enum {
-	FKC_IN_BUF = 16384,   /* reader buffer; reads at least this big bypass it */
-	FKC_OUT_BUF = 16384,  /* STDOUT buffer; writes at least this big bypass it */
-	FKC_ERR_BUF = 2048,   /* STDERR buffer */
-	FKC_RAW_MAX = 65528,  /* largest record content a raw writer sends (multiple of 8) */
+	FKC_IN_BUF = 16384,  /* reader buffer; reads at least this big bypass it */
+	FKC_OUT_BUF = 16384, /* STDOUT buffer; writes at least this big bypass it */
+	FKC_ERR_BUF = 2048,  /* STDERR buffer */
+	FKC_RAW_MAX = 65528, /* largest record content a raw writer sends (multiple of 8) */
 };
 
 typedef struct fkc_req fkc_req;
 
 typedef struct fkc_stream {
-	FCGX_Stream s; /* what the program sees; s.data points back here */
-	int kind;      /* enum fkc_kind */
+	FCGX_Stream s;  /* what the program sees; s.data points back here */
+	int kind;       /* enum fkc_kind */
 	int data_phase; /* FKC_IN: reading the DATA stream */
 	int eof;        /* FKC_IN: the current stream ended (isClosed without an error) */
 	fkc_req *r;     /* the request; NULL for FKC_RAW */
@@ -60,8 +60,8 @@ typedef struct fkc_stream {
 struct fkc_req {
 	fcgi_req *req;
 	fcgi_app *app;
-	pid_t pid;      /* process that accepted it */
-	int status;     /* FCGX_SetExitStatus */
+	pid_t pid;  /* process that accepted it */
+	int status; /* FCGX_SetExitStatus */
 	int role;
 	FCGX_Request *owner;
 	fkc_stream in, out, err;

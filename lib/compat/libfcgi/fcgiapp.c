@@ -190,7 +190,8 @@ int fkc_is_listener(int sock)
 	if (sock == FCGI_LISTENSOCK_FILENO) {
 		/* systemd socket activation counts as being started by a spawner. */
 		const char *pid = getenv("LISTEN_PID"), *fds = getenv("LISTEN_FDS");
-		if (pid && fds && strtol(pid, NULL, 10) == (long)getpid() && strtol(fds, NULL, 10) > 0)
+		if (pid && fds && strtol(pid, NULL, 10) == (long)getpid() &&
+		    strtol(fds, NULL, 10) > 0)
 			return 1;
 	}
 	/* A listening socket has no peer: getpeername fails with ENOTCONN. */

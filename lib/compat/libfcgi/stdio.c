@@ -350,7 +350,10 @@ DLLAPI int FCGI_vfprintf(FCGI_FILE *fp, const char *format, va_list ap)
 	return fp->fcgx_stream ? FCGX_VFPrintF(fp->fcgx_stream, format, ap) : EOF;
 }
 
-DLLAPI int FCGI_vprintf(const char *format, va_list ap) { return FCGI_vfprintf(FCGI_stdout, format, ap); }
+DLLAPI int FCGI_vprintf(const char *format, va_list ap)
+{
+	return FCGI_vfprintf(FCGI_stdout, format, ap);
+}
 
 DLLAPI int FCGI_fprintf(FCGI_FILE *fp, const char *format, ...)
 {
@@ -392,20 +395,19 @@ DLLAPI void FCGI_perror(const char *str)
 	const char *msg = strerror(errno);
 	FILE *f = file_of(FCGI_stderr);
 	if (f) {
-		if (str && *str)
-			fprintf(f, "%s: ", str);
-		fprintf(f, "%s\n", msg);
+		perror(str);
 		return;
 	}
 	FCGX_Stream *s = FCGI_stderr->fcgx_stream;
 	if (!s)
 		return;
+	/* On a request stream libfcgi writes "str: message" with no newline; the same bytes go
+	 * to the web server's log here. */
 	if (str && *str) {
 		FCGX_PutS(str, s);
 		FCGX_PutS(": ", s);
 	}
 	FCGX_PutS(msg, s);
-	FCGX_PutChar('\n', s);
 }
 
 /* ---------------------------------------------------------------- state */

@@ -91,7 +91,8 @@ static void buf_put(int kind, unsigned char *b)
 	if (b && kind != FKC_RAW && !t_cache[kind - 1]) {
 		pthread_once(&g_cache_once, cache_init);
 		/* Any non-NULL value makes the destructor run at thread exit. */
-		if (pthread_getspecific(g_cache_key) || !pthread_setspecific(g_cache_key, &t_cache)) {
+		if (pthread_getspecific(g_cache_key) ||
+		    !pthread_setspecific(g_cache_key, &t_cache)) {
 			t_cache[kind - 1] = b;
 			return;
 		}
@@ -149,13 +150,13 @@ static int raw_record(fkc_stream *st, const unsigned char *p, size_t n)
 {
 	static const unsigned char zeros[8];
 	FCGI_Header h = {
-	    .version = FCGI_VERSION_1,
-	    .type = (unsigned char)st->type,
-	    .requestIdB1 = (unsigned char)(st->request_id >> 8),
-	    .requestIdB0 = (unsigned char)st->request_id,
-	    .contentLengthB1 = (unsigned char)(n >> 8),
-	    .contentLengthB0 = (unsigned char)n,
-	    .paddingLength = (unsigned char)((8 - n % 8) % 8),
+	        .version = FCGI_VERSION_1,
+	        .type = (unsigned char)st->type,
+	        .requestIdB1 = (unsigned char)(st->request_id >> 8),
+	        .requestIdB0 = (unsigned char)st->request_id,
+	        .contentLengthB1 = (unsigned char)(n >> 8),
+	        .contentLengthB0 = (unsigned char)n,
+	        .paddingLength = (unsigned char)((8 - n % 8) % 8),
 	};
 	if (write_all(st->fd, (const unsigned char *)&h, sizeof h) ||
 	    (n && write_all(st->fd, p, n)) || write_all(st->fd, zeros, h.paddingLength))
@@ -220,7 +221,8 @@ static ssize_t get_in(fkc_stream *st, unsigned char *p, size_t n)
 		set_error(&st->s, EPIPE);
 		return -1;
 	}
-	ssize_t got = st->data_phase ? fcgi_read_data(st->r->req, p, n) : fcgi_read(st->r->req, p, n);
+	ssize_t got =
+	        st->data_phase ? fcgi_read_data(st->r->req, p, n) : fcgi_read(st->r->req, p, n);
 	if (got < 0) {
 		set_error(&st->s, fkc_stream_errno((int)got));
 		return -1;
@@ -305,7 +307,8 @@ DLLAPI int FCGX_GetChar(FCGX_Stream *s)
 
 DLLAPI int FCGX_UnGetChar(int c, FCGX_Stream *s)
 {
-	if (!s || c == EOF || !s->isReader || s->isClosed || !s->rdNext || s->rdNext == s->stopUnget)
+	if (!s || c == EOF || !s->isReader || s->isClosed || !s->rdNext ||
+	    s->rdNext == s->stopUnget)
 		return EOF;
 	*--s->rdNext = (unsigned char)c;
 	return c;
@@ -365,7 +368,8 @@ DLLAPI char *FCGX_GetLine(char *str, int n, FCGX_Stream *s)
 			if (s->rdNext == s->stop)
 				break;
 		}
-		size_t have = (size_t)(s->stop - s->rdNext), k = room - got < have ? room - got : have;
+		size_t have = (size_t)(s->stop - s->rdNext),
+		       k = room - got < have ? room - got : have;
 		unsigned char *e = memchr(s->rdNext, '\n', k);
 		if (e) {
 			k = (size_t)(e - s->rdNext) + 1;
@@ -502,10 +506,10 @@ DLLAPI int FCGX_FPrintF(FCGX_Stream *s, const char *format, ...)
 
 DLLAPI int FCGX_FFlush(FCGX_Stream *s)
 {
-	if (!s || s->isReader)
+	/* libfcgi: flushing a closed stream (FCGX_FClose'd, or failed: see FCGX_GetError) is a
+	 * successful no-op. */
+	if (!s || s->isReader || s->isClosed)
 		return 0;
-	if (s->isClosed)
-		return s->FCGI_errno ? EOF : 0;
 	s->emptyBuffProc(s, 0);
 	fkc_stream *st = st_of(s);
 	if (!s->FCGI_errno && st->kind != FKC_RAW && !foreign(st)) {
