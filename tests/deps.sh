@@ -23,6 +23,9 @@ PACKAGES=(
 	libfcgi-perl
 	spawn-fcgi
 	fcgiwrap
+	libfcgi-bin          # cgi-fcgi, run on the compat drop-in
+	g++                  # fcgio.h users (compat)
+	iproute2             # ss: accept-queue samples (bench)
 	libclang-rt-14-dev   # libFuzzer for clang 14
 	clang
 	strace               # syscalls per request (bench)

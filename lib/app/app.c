@@ -1098,7 +1098,10 @@ int fk_app_wait(fcgi_app *app, int (*pred)(fcgi_app *, void *), void *arg, int64
 	/* We stop leading: let a waiting thread take the loop over, so that input is read while
 	 * we work. */
 	if (led && !app->leader) {
-		if (app->accept_waiters && !app->nready)
+		/* The acceptors already woken take the queued requests (less the one we take
+		 * ourselves); one more is needed to run the loop while we all work. */
+		size_t taken = app->nready - (acceptor && app->nready ? 1 : 0);
+		if (app->accept_waiters > taken)
 			pthread_cond_signal(&app->cv_accept);
 		else if (app->io_waiters)
 			pthread_cond_signal(&app->cv_io);
