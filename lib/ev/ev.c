@@ -47,6 +47,11 @@ int fk_ev_add(fk_ev *e, int fd, unsigned events, void *ptr)
 		struct epoll_event ee = {.events = to_epoll(events), .data.ptr = ptr};
 		return epoll_ctl(e->epfd, EPOLL_CTL_ADD, fd, &ee) ? FCGI_ESYS : FCGI_OK;
 	}
+	for (unsigned i = 0; i < e->n; i++)
+		if (e->pfds[i].fd == fd) {
+			errno = EEXIST; /* as epoll_ctl(EPOLL_CTL_ADD) says */
+			return FCGI_ESYS;
+		}
 	if (e->n == e->cap) {
 		unsigned cap = e->cap ? e->cap * 2 : 16;
 		struct pollfd *p = fk_realloc(e->pfds, cap * sizeof *p);
