@@ -319,7 +319,7 @@ FCGI_EXPORT int fcgi_req_on_abort(fcgi_req *req, void (*cb)(fcgi_req *, void *),
 FCGI_EXPORT int fcgi_finish(fcgi_req *req, int app_status)
 {
 	fcgi_app *app = req->app;
-	int rc = FCGI_OK;
+	int rc = FCGI_OK, send_now = 0;
 	req_lock(req);
 	if (!(req->flags & FK_R_OWNED)) {
 		req_unlock(req);
@@ -334,14 +334,12 @@ FCGI_EXPORT int fcgi_finish(fcgi_req *req, int app_status)
 		rc = move_pending(req);
 		if (!rc)
 			rc = fk_srv_end(&c->srv, req->id, (uint32_t)app_status);
-		if (rc) {
+		if (rc)
 			fk_conn_close(c);
-		} else if (fk_app_on_loop_thread(app) || app->nready) {
-			/* More requests are waiting: their answers may share one send. */
-			fk_conn_mark_dirty(c);
-		} else {
-			rc = fk_conn_flush(c);
-		}
+		else if (fk_app_on_loop_thread(app) || app->nready)
+			fk_conn_mark_dirty(c); /* more requests are waiting: one send for all */
+		else
+			send_now = 1;
 	} else {
 		rc = FCGI_ECLOSED;
 	}
@@ -351,9 +349,14 @@ FCGI_EXPORT int fcgi_finish(fcgi_req *req, int app_status)
 			*pp = req->next_ready;
 			break;
 		}
+	/* Count the request out before its END_REQUEST can reach the peer: the send below
+	 * releases the lock, and a peer that answers with its next request at once must not
+	 * find it still counted (OVERLOADED at FCGI_OPT_MAX_REQS). */
 	app->owned--;
 	fk_app_finished_request(app);
 	fk_req_free(req);
+	if (send_now)
+		rc = fk_conn_flush(c);
 	if (app->stopping && !app->owned)
 		fk_app_wake(app);
 	fk_app_unlock(app);
