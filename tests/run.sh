@@ -209,9 +209,9 @@ if want san; then
 	FCGIKIT_BUILD=$SAN_BUILD run_dir san "$SAN_BUILD/tests" "$T_SAN" any
 fi
 
-if want unit && [ -x "$BUILD/tests/test_runtime" ]; then
+if want unit && [ -x "$BUILD/tests/test_app" ]; then
 	# the runtime again on the poll(2) backend
-	FCGIKIT_POLL=1 run_prog "$BUILD/tests/test_runtime (poll backend)" "$T_UNIT" "$BUILD/tests/test_runtime"
+	FCGIKIT_POLL=1 run_prog "$BUILD/tests/test_app (poll backend)" "$T_UNIT" "$BUILD/tests/test_app"
 fi
 
 if want fuzz && [ -f tests/fuzz/smoke.sh ]; then
