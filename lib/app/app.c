@@ -18,6 +18,7 @@
 enum {
 	READ_CHUNK = 65536,   /* bytes asked of one recv() */
 	IN_KEEP = 16384,      /* an idle connection keeps at most this much input buffer */
+	LINGER_MS = 2000,     /* how long a finished connection drains the peer's last bytes */
 	SWEEP_MS = 250,       /* how often timeouts are checked */
 	ACCEPT_BATCH = 64,
 };
@@ -397,6 +398,23 @@ void fk_conn_close(fk_conn *c)
 	fk_conn_schedule_resume(c);
 }
 
+/* The connection's last answer is out. A peer may still be sending records we no longer need
+ * (Caddy sends the end of STDIN after reading a short answer): closing now would reset the
+ * connection under its write and turn its request into a 502. So shut our side, drop what
+ * comes, and close at the peer's EOF or after LINGER_MS. */
+static void conn_end(fk_conn *c)
+{
+	if (c->eof || c->lingering) {
+		fk_conn_close(c);
+		return;
+	}
+	c->lingering = 1;
+	c->linger_until = fk_now_ms() + LINGER_MS;
+	shutdown(c->fd, SHUT_WR);
+	fk_buf_reset(&c->in);
+	fk_conn_update_interest(c);
+}
+
 /* Sends bytes until done or the socket is full; returns 0, 1 when blocked, -1 on error. */
 static int send_buf(int fd, fk_buf *b)
 {
@@ -471,7 +489,7 @@ int fk_conn_flush(fk_conn *c)
 		/* Without KEEP_CONN, after the peer's half-close, or while stopping, the connection
 		 * ends with its last answer. */
 		if (c->srv.nreqs == 0 && (c->srv.closing || c->eof || app->stopping)) {
-			fk_conn_close(c);
+			conn_end(c);
 			return FCGI_OK;
 		}
 	}
@@ -727,6 +745,11 @@ static void conn_read_result(fk_conn *c, ssize_t n, int err)
 {
 	if (n < 0 && (err == EAGAIN || err == EWOULDBLOCK))
 		return;
+	if (c->lingering) {
+		if (n <= 0)
+			fk_conn_close(c);
+		return; /* dropped: c->in is reset before each read */
+	}
 	if (n == 0 && c->srv.nreqs) {
 		conn_half_closed(c);
 		return;
@@ -857,6 +880,11 @@ static void sweep(fcgi_app *app, int64_t now)
 	     wr = app->opt[FCGI_OPT_WRITE_TIMEOUT_MS];
 	for (fk_conn *c = app->conns, *next; c; c = next) {
 		next = c->next;
+		if (c->lingering) {
+			if (now >= c->linger_until)
+				fk_conn_close(c);
+			continue;
+		}
 		if (fk_buf_size(&c->srv.out)) {
 			if (wr && now - c->last_out > wr)
 				fk_conn_close(c);
@@ -1000,6 +1028,8 @@ static void loop_pass(fcgi_app *app, int timeout_ms)
 				fk_conn_close(c);
 			continue;
 		}
+		if (c->lingering)
+			fk_buf_reset(&c->in);
 		if (fk_buf_reserve(&c->in, READ_CHUNK)) {
 			fk_conn_close(c);
 			continue;

@@ -103,7 +103,11 @@ struct fk_conn {
 	                           close */
 	uint8_t sending;        /* a thread is sending srv.out's bytes with the lock released */
 	uint8_t flush_again;    /* more output arrived meanwhile: the sender goes on */
-	uint8_t close_req;      /* close wanted; the loop thread does it once nobody sends */   /* an event-style consumer has buffered body to be given */
+	uint8_t close_req;      /* close wanted; the loop thread does it once nobody sends */
+	uint8_t lingering;      /* answered and shut for writing; input is read and dropped until
+	                           the peer closes or linger_until, so the peer's last records
+	                           are not met with a reset */
+	int64_t linger_until;   /* an event-style consumer has buffered body to be given */
 	uint8_t is_unix;
 };
 
