@@ -796,7 +796,14 @@ static int evict_idle(fcgi_app *app)
 
 static void accept_batch(fcgi_app *app, fk_listener *l)
 {
-	for (int i = 0; i < ACCEPT_BATCH && !app->stopping; i++) {
+	/* Blocking style: take only as many new connections as there are threads free to serve
+	 * them, and leave the rest in the kernel's queue for the other processes on the same
+	 * socket (prefork pools such as fcgiwrap -c N, spawn-fcgi -F N). The listener stays
+	 * readable, so the next pass takes more. */
+	int batch = app->handler ? ACCEPT_BATCH : (int)app->accept_waiters + 1;
+	if (batch > ACCEPT_BATCH)
+		batch = ACCEPT_BATCH;
+	for (int i = 0; i < batch && !app->stopping; i++) {
 		struct sockaddr_storage ss;
 		socklen_t sl = sizeof ss;
 		int fd = accept4(l->fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
