@@ -60,7 +60,7 @@ def stop(proc):
 
 def build_libfcgi_hello(outdir):
     exe = os.path.join(outdir, "libfcgi_hello")
-    subprocess.run(["cc", "-O2", "-o", exe, os.path.join(ROOT, "bench/app/libfcgi_hello.c"),
+    subprocess.run(["cc", "-O2", "-o", exe, os.path.join(ROOT, "bench/peers/libfcgi_hello.c"),
                     "-lfcgi", "-pthread"], check=True)
     return exe
 
@@ -72,7 +72,7 @@ def start_app(kind, addr, threads, libfcgi_exe):
         cmd = [os.path.join(BUILD, "examples/hello"), ("unix:" if unix else "") + addr,
                "--threads", str(threads)]
     else:
-        cmd = [libfcgi_exe, addr, str(threads)]
+        cmd = [libfcgi_exe, ("unix:" if unix else "") + addr, "--threads", str(threads)]
     p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     up = (lambda: os.path.exists(addr)) if unix else (lambda: port_open(int(addr.rsplit(":", 1)[1])))
     if not wait_for(up):

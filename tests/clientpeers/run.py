@@ -8,8 +8,7 @@ stopped by pid):
   php-fpm       php-fpm8.2 -F with a generated static pool, status and ping pages
   php-cgi       php-cgi with its listening socket on fd 0 (spawned by spawn-fcgi -n)
   perl-fcgi     a Perl FCGI (libfcgi-perl) echo script
-  libfcgi       a C echo on Debian's libfcgi (tests/clientpeers/libfcgi_echo.c, or
-                bench/peers/libfcgi_echo.c when present)
+  libfcgi       a C echo on Debian's libfcgi (bench/peers/libfcgi_echo.c)
 plus fk_app (tests/clientpeers/fk_app.c, libfcgikit with multiplexing off or a request
 limit) for CANT_MPX_CONN and OVERLOADED, fcgikit's authorizer and filter examples, nginx
 answering HTTP (a peer that is not FastCGI), and a socket that accepts and never answers.
@@ -228,8 +227,6 @@ def start_peers(tmp, big):
 
     def libfcgi():
         src = os.path.join(ROOT, "bench", "peers", "libfcgi_echo.c")
-        if not os.path.exists(src):
-            src = os.path.join(ROOT, "tests", "clientpeers", "libfcgi_echo.c")
         exe = os.path.join(tmp, "libfcgi_echo")
         cc(exe, src, "-lfcgi")
         sock = os.path.join(tmp, "libfcgi.sock")
