@@ -22,25 +22,7 @@
 /* ------------------------------------------------------------------ helpers */
 
 /* An independent record writer (never the codec's). */
-typedef struct wb {
-	uint8_t *d;
-	size_t n, cap;
-} wb;
-
-static void wb_put(wb *w, const void *p, size_t n)
-{
-	if (w->n + n > w->cap) {
-		size_t cap = w->cap ? w->cap : 256;
-		while (cap < w->n + n)
-			cap *= 2;
-		w->d = realloc(w->d, cap);
-		assert_non_null(w->d);
-		w->cap = cap;
-	}
-	if (n)
-		memcpy(w->d + w->n, p, n);
-	w->n += n;
-}
+#include "helpers/wirebuf.h"
 
 static void wb_rec(wb *w, unsigned version, unsigned type, unsigned id, const void *c,
                    size_t clen, unsigned pad)
@@ -60,11 +42,6 @@ static void wb_end(wb *w, unsigned id, uint32_t app, unsigned proto)
 	wb_rec(w, 1, 3, id, b, 8, 0);
 }
 
-static void wb_free(wb *w)
-{
-	free(w->d);
-	memset(w, 0, sizeof *w);
-}
 
 static void assert_bytes(const uint8_t *got, size_t got_len, const uint8_t *want,
                          size_t want_len)

@@ -31,25 +31,7 @@
 
 /* ------------------------------------------------------------------ wire writer */
 
-typedef struct wb {
-	uint8_t *d;
-	size_t n, cap;
-} wb;
-
-static void wb_put(wb *w, const void *p, size_t n)
-{
-	if (w->n + n > w->cap) {
-		size_t cap = w->cap ? w->cap : 256;
-		while (cap < w->n + n)
-			cap *= 2;
-		w->d = realloc(w->d, cap);
-		assert_non_null(w->d);
-		w->cap = cap;
-	}
-	if (n)
-		memcpy(w->d + w->n, p, n);
-	w->n += n;
-}
+#include "helpers/wirebuf.h"
 
 static void wb_byte(wb *w, unsigned b)
 {
@@ -57,11 +39,6 @@ static void wb_byte(wb *w, unsigned b)
 	wb_put(w, &c, 1);
 }
 
-static void wb_free(wb *w)
-{
-	free(w->d);
-	memset(w, 0, sizeof *w);
-}
 
 static void wb_hdr_v(wb *w, unsigned version, unsigned type, unsigned id, size_t clen,
                      unsigned pad)

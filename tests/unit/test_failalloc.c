@@ -28,31 +28,8 @@
 
 /* ------------------------------------------------------------------ wire writer (libc) */
 
-typedef struct wb {
-	uint8_t *d;
-	size_t n, cap;
-} wb;
+#include "helpers/wirebuf.h"
 
-static void wb_put(wb *w, const void *p, size_t n)
-{
-	if (w->n + n > w->cap) {
-		size_t cap = w->cap ? w->cap : 256;
-		while (cap < w->n + n)
-			cap *= 2;
-		w->d = realloc(w->d, cap);
-		assert_non_null(w->d);
-		w->cap = cap;
-	}
-	if (n)
-		memcpy(w->d + w->n, p, n);
-	w->n += n;
-}
-
-static void wb_free(wb *w)
-{
-	free(w->d);
-	memset(w, 0, sizeof *w);
-}
 
 static void wb_rec(wb *w, unsigned type, unsigned id, const void *c, size_t clen, unsigned pad)
 {
