@@ -24,8 +24,14 @@ LIB_SO  := $(BUILD)/libfcgikit.so.$(VERSION)
 EX_SRC  := $(sort $(wildcard examples/*.c))
 EX_BIN  := $(EX_SRC:examples/%.c=$(BUILD)/examples/%)
 
-TOOL_SRC := $(sort $(wildcard src/*.c))
+# The fcgikit program: src/main.c plus every part (src/*.c, src/pm/, src/gateway/, ...). All but
+# main.c also go into an internal archive so unit tests and fuzzers reach the parts' code.
+TOOL_SRC := $(sort $(wildcard src/*.c src/*/*.c))
+TOOL_HDR := $(wildcard src/*.h src/*/*.h)
 TOOL_BIN := $(if $(TOOL_SRC),$(BUILD)/fcgikit)
+TOOL_PART_SRC := $(filter-out src/main.c,$(TOOL_SRC))
+TOOL_OBJ := $(TOOL_PART_SRC:%.c=$(BUILD)/obj/%.o)
+TOOL_A   := $(BUILD)/libfcgikit-tools.a
 
 UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
@@ -72,15 +78,24 @@ $(BUILD)/examples/%: examples/%.c $(LIB_A) include/fcgikit.h
 	@echo "  CC      $@"
 	@$(CC) $(ALL_CFLAGS) $< -o $@ $(LIB_A) $(LDLIBS)
 
-$(BUILD)/fcgikit: $(TOOL_SRC) $(LIB_A) $(wildcard src/*.h)
+$(BUILD)/obj/src/%.o: src/%.c $(TOOL_HDR) $(wildcard include/*.h include/fcgikit/*.h lib/*/*.h)
+	@mkdir -p $(dir $@)
+	@echo "  CC      $<"
+	@$(CC) $(ALL_CFLAGS) -Isrc -c $< -o $@
+
+$(TOOL_A): $(TOOL_OBJ)
+	@mkdir -p $(dir $@)
+	@rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/fcgikit: src/main.c $(TOOL_A) $(LIB_A) $(TOOL_HDR)
 	@echo "  CC      $@"
-	@$(CC) $(ALL_CFLAGS) -Isrc $(TOOL_SRC) -o $@ $(LIB_A) $(LDLIBS) -lm
+	@$(CC) $(ALL_CFLAGS) -Isrc src/main.c -o $@ $(TOOL_A) $(LIB_A) $(LDLIBS) -lm
 
 # Unit and protocol tests: cmocka, linked with the static library so internals are reachable.
-$(BUILD)/tests/%: tests/unit/%.c $(LIB_A) $(TEST_HELPERS) $(wildcard tests/helpers/*.h)
+$(BUILD)/tests/%: tests/unit/%.c $(LIB_A) $(TOOL_A) $(TEST_HELPERS) $(wildcard tests/helpers/*.h)
 	@mkdir -p $(dir $@)
 	@echo "  CC      $@"
-	@$(CC) $(ALL_CFLAGS) -Itests $< $(TEST_HELPERS) -o $@ $(LIB_A) -lcmocka $(LDLIBS)
+	@$(CC) $(ALL_CFLAGS) -Itests -Isrc $< $(TEST_HELPERS) -o $@ $(TOOL_A) $(LIB_A) -lcmocka $(LDLIBS) -lm
 
 $(BUILD)/tests/%: tests/protocol/%.c $(LIB_A) $(TEST_HELPERS) $(wildcard tests/helpers/*.h)
 	@mkdir -p $(dir $@)
@@ -123,11 +138,12 @@ bench: all
 
 FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=build-fuzz/%)
-build-fuzz/%: tests/fuzz/%.c $(LIB_SRC) $(wildcard lib/*/*.h)
+# A target that needs tool code names it: FUZZ_EXTRA_fuzz_x := src/part/file.c
+build-fuzz/%: tests/fuzz/%.c $(LIB_SRC) $(wildcard lib/*/*.h) $(TOOL_HDR) $(TOOL_PART_SRC)
 	@mkdir -p $(dir $@)
 	@echo "  FUZZ    $@"
-	@$(CLANG) -std=c17 -g -O1 -D_GNU_SOURCE -Iinclude -Ilib -pthread \
-	    -fsanitize=fuzzer,address,undefined $< $(LIB_SRC) -o $@
+	@$(CLANG) -std=c17 -g -O1 -D_GNU_SOURCE -Iinclude -Ilib -Isrc -pthread \
+	    -fsanitize=fuzzer,address,undefined $< $(LIB_SRC) $(FUZZ_EXTRA_$*) -o $@ -lm
 
 fuzz-build: $(FUZZ_BIN)
 # Long fuzzing runs: FUZZ_SECONDS per target (default 60).
@@ -141,6 +157,8 @@ install: all
 	install -m 644 include/fcgikit/*.h $(DESTDIR)$(PREFIX)/include/fcgikit/
 	install -d $(DESTDIR)$(PREFIX)/share/man/man1
 	install -m 644 doc/*.1 $(DESTDIR)$(PREFIX)/share/man/man1/
+	install -d $(DESTDIR)$(PREFIX)/share/man/man5
+	$(if $(wildcard doc/*.5),install -m 644 doc/*.5 $(DESTDIR)$(PREFIX)/share/man/man5/)
 	install -m 644 $(LIB_A) $(DESTDIR)$(PREFIX)/lib/
 	install -m 755 $(LIB_SO) $(DESTDIR)$(PREFIX)/lib/
 	ln -sf libfcgikit.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libfcgikit.so.$(SOVER)
@@ -150,7 +168,7 @@ install: all
 	$(if $(TOOL_BIN),install -m 755 $(TOOL_BIN) $(DESTDIR)$(PREFIX)/bin/)
 
 format:
-	clang-format -i include/*.h lib/*/*.[ch] examples/*.c tests/*/*.c
+	clang-format -i include/*.h lib/*/*.[ch] src/*.[ch] src/*/*.[ch] examples/*.c tests/*/*.c
 
 clean:
 	rm -rf build build-san build-tsan build-fuzz

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "app/app_int.h"
+#include "util/report.h"
 #include "util/alloc.h"
 
 /* Marks, in a pass's own copy of the ready list, a connection read without the lock. */
@@ -135,6 +136,8 @@ FCGI_EXPORT int fcgi_app_new(fcgi_app **out)
 		const char *allow = getenv("FCGI_WEB_SERVER_ADDRS");
 		rc = fk_netlist_parse(allow, &app->allow, &app->nallow);
 	}
+	if (!rc)
+		fk_report_attach(app);
 	if (rc) {
 		fcgi_app_free(app);
 		return rc;
@@ -269,8 +272,9 @@ static void call_abort_cb(fcgi_req *r)
 	}
 }
 
-void fk_app_finished_request(fcgi_app *app)
+void fk_app_finished_request(fcgi_app *app, fcgi_req *r)
 {
+	fk_report_end(app, r);
 	app->inflight--;
 	if (app->stopping)
 		app->changed = 1;
@@ -338,6 +342,7 @@ static void conn_close_now(fk_conn *c)
 	close(c->fd);
 	conns_unlink(app, c);
 	app->nconns--;
+	fk_report_conns(app, 0);
 	for (uint32_t i = 0; i < c->srv.nreqs; i++) {
 		fcgi_req *r = fk_srv_user_at(&c->srv, i);
 		if (!r)
@@ -362,7 +367,7 @@ static void conn_close_now(fk_conn *c)
 		}
 		if (r->flags & FK_R_QUEUED)
 			ready_remove(app, r);
-		fk_app_finished_request(app);
+		fk_app_finished_request(app, r);
 		fk_req_free(r);
 	}
 	fk_srv_free(&c->srv);
@@ -631,6 +636,7 @@ static void handle_event(fk_conn *c, fk_srv_event *ev)
 		return;
 	case FK_SEV_PARAMS:
 		r->params = ev->params;
+		fk_report_begin(app, r);
 		dispatch(c, r);
 		return;
 	case FK_SEV_STDIN:
@@ -661,7 +667,7 @@ static void handle_event(fk_conn *c, fk_srv_event *ev)
 		return;
 	case FK_SEV_REFUSED:
 		if (r) {
-			fk_app_finished_request(app);
+			fk_app_finished_request(app, r);
 			fk_req_free(r);
 		}
 		fk_conn_mark_dirty(c);
@@ -680,7 +686,7 @@ static void handle_event(fk_conn *c, fk_srv_event *ev)
 		if (r->flags & FK_R_FULL)
 			c->full_reqs--;
 		fk_srv_end(&c->srv, r->id, 0);
-		fk_app_finished_request(app);
+		fk_app_finished_request(app, r);
 		fk_req_free(r);
 		fk_conn_mark_dirty(c);
 		return;
@@ -845,6 +851,7 @@ static void accept_batch(fcgi_app *app, fk_listener *l)
 		}
 		conns_append(app, c);
 		app->nconns++;
+		fk_report_conns(app, 1);
 	}
 }
 
@@ -853,6 +860,7 @@ static void accept_batch(fcgi_app *app, fk_listener *l)
 static void begin_stop(fcgi_app *app)
 {
 	app->stopping = 1;
+	fk_report_state(app, FK_RS_DRAINING);
 	app->stop_deadline = fk_now_ms() + app->opt[FCGI_OPT_DRAIN_TIMEOUT_MS];
 	for (size_t i = 0; i < app->nlisteners; i++)
 		fk_listener_close(app, app->listeners[i]);
@@ -992,6 +1000,8 @@ static void loop_pass(fcgi_app *app, int timeout_ms)
 	free_graveyard(app);
 	if (app->stop_requested && !app->stopping)
 		begin_stop(app);
+	if (app->report && app->nlisteners && !app->stopping)
+		fk_report_state(app, FK_RS_READY);
 	process_resumes(app);
 	flush_dirty(app);
 
@@ -1229,6 +1239,7 @@ FCGI_EXPORT void fcgi_app_free(fcgi_app *app)
 	fk_free(app->listeners);
 	fk_timers_free(&app->timers);
 	fk_free(app->allow);
+	fk_report_detach(app);
 	if (app->wake_fd >= 0)
 		close(app->wake_fd);
 	fk_ev_close(&app->ev);

@@ -56,6 +56,7 @@ enum {
 	FK_R_ABORT_CB_DONE = 1 << 7,
 	FK_R_BODY_EOF_SENT = 1 << 8,  /* event style: STDIN end delivered to on_body */
 	FK_R_DATA_EOF_SENT = 1 << 9,
+	FK_R_REPORTED = 1 << 10, /* counted in the manager's report page (report.c) */
 };
 
 struct fcgi_req {
@@ -80,6 +81,8 @@ struct fcgi_req {
 	void (*on_writable)(fcgi_req *, void *);
 	void *on_writable_ud;
 	void *user;
+	int64_t start_ms;   /* report.c: when the request began, for the manager */
+	uint64_t report_id;
 };
 
 struct fk_conn {
@@ -157,6 +160,8 @@ struct fcgi_app {
 	/* options */
 	long opt[FCGI_OPT_UNIX_MODE + 1];
 	fk_srv_limits lim;
+	struct fk_report *report; /* the page `fcgikit pm` reads, or NULL (report.c) */
+	uint64_t report_seq;
 };
 
 /* app.c */
@@ -174,7 +179,16 @@ void fk_conn_update_interest(fk_conn *c);
 void fk_conn_schedule_resume(fk_conn *c);
 int fk_conn_paused(const fk_conn *c);
 void fk_req_free(fcgi_req *r);
-void fk_app_finished_request(fcgi_app *app);
+void fk_app_finished_request(fcgi_app *app, fcgi_req *r);
+
+/* report.c: what `fcgikit pm` sees of this worker; each is a no-op outside a manager. */
+struct fk_report;
+void fk_report_attach(fcgi_app *app);
+void fk_report_detach(fcgi_app *app);
+void fk_report_state(fcgi_app *app, int state); /* enum fk_report_state */
+void fk_report_begin(fcgi_app *app, fcgi_req *r);
+void fk_report_end(fcgi_app *app, fcgi_req *r);
+void fk_report_conns(fcgi_app *app, int accepted);
 
 /* listen.c */
 int fk_listener_add(fcgi_app *app, int fd, int is_unix, const char *unlink_path);

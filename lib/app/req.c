@@ -353,7 +353,7 @@ FCGI_EXPORT int fcgi_finish(fcgi_req *req, int app_status)
 	 * releases the lock, and a peer that answers with its next request at once must not
 	 * find it still counted (OVERLOADED at FCGI_OPT_MAX_REQS). */
 	app->owned--;
-	fk_app_finished_request(app);
+	fk_app_finished_request(app, req);
 	fk_req_free(req);
 	if (send_now)
 		rc = fk_conn_flush(c);

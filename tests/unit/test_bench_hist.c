@@ -14,7 +14,7 @@
 
 #include <cmocka.h>
 
-#include "../../src/hist.c"
+#include "hist.h" /* src/hist.c, from build/libfcgikit-tools.a */
 
 static void test_layout(void **st)
 {
