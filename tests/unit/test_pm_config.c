@@ -1488,5 +1488,6 @@ int main(void)
 	        cmocka_unit_test(test_args_errors),
 	        cmocka_unit_test(test_args_command_lookup),
 	};
+	cmocka_set_message_output(CM_OUTPUT_TAP);
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
