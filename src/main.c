@@ -2,6 +2,7 @@
  *
  *   fcgikit call ADDRESS [URI]     send one request (see fcgikit-call(1))
  *   fcgikit bench ADDRESS [URI]    load generator (see fcgikit-bench(1))
+ *   fcgikit pm ...                 process manager (see fcgikit-pm(1))
  *   fcgikit --version | help
  *
  * Run under the name cgi-fcgi (a symlink), it behaves as `cgi-fcgi -bind -connect`.
@@ -21,6 +22,7 @@ typedef struct subcommand {
 static const subcommand subcommands[] = {
     {"call", fk_tool_call, "send one request to a FastCGI application, print the response"},
     {"bench", fk_tool_bench, "load a FastCGI application directly, report rate and latency"},
+    {"pm", fk_tool_pm, "run FastCGI programs as supervised pools of workers"},
 };
 
 static void usage(FILE *f)
