@@ -29,7 +29,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 sys.path.insert(0, os.path.join(ROOT, "tests", "peers"))
 import peers  # noqa: E402
 
-BUILD = os.environ.get("FCGIKIT_BUILD", os.path.join(ROOT, "build"))
+BUILD = os.path.abspath(os.environ.get("FCGIKIT_BUILD", os.path.join(ROOT, "build")))
 FCGIKIT = os.path.join(BUILD, "fcgikit")
 ECHO = os.path.join(BUILD, "examples", "echo")
 HELLO = os.path.join(BUILD, "examples", "hello")
