@@ -186,6 +186,21 @@ FCGI_EXPORT int fcgi_app_allow(fcgi_app *app, const char *addrs);
 /* Installs SIGTERM and SIGINT handlers that start a graceful stop; a second signal exits the
  * process at once. Ignores SIGPIPE. One app per process may do this. */
 FCGI_EXPORT int fcgi_app_handle_signals(fcgi_app *app);
+/* Preload, then fork. Call once the app has loaded what its workers share and has its
+ * listening sockets, before any thread starts and before it serves: the process forks
+ * workers that inherit the loaded data copy-on-write. In each worker the call returns
+ * FCGI_OK and the worker serves (fcgi_accept loop or fcgi_app_run) with an event loop of its
+ * own over the same sockets. The calling process never serves: it keeps `workers` workers
+ * running (replacing those that exit, with a growing delay for ones that die at once),
+ * turns SIGTERM and SIGINT into a graceful stop of all of them, and returns FCGI_ESHUTDOWN
+ * once they have gone — then it should exit.
+ * Under `fcgikit pm` with `preload = yes` the manager decides how many workers run and
+ * supervises each (timeouts, recycling, status): `workers` is then ignored and the calling
+ * process only forks on the manager's request.
+ * Errors: FCGI_EINVAL (workers outside 1..1024, or the app already serves), FCGI_ENOMEM,
+ * FCGI_ESYS. */
+FCGI_EXPORT int fcgi_app_prefork(fcgi_app *app, int workers);
+
 /* Starts a graceful stop: the listening sockets close, idle connections close, requests in
  * flight finish (bounded by FCGI_OPT_DRAIN_TIMEOUT_MS), then fcgi_accept() returns
  * FCGI_ESHUTDOWN and fcgi_app_run() returns. Async-signal-safe. */

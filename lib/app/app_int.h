@@ -184,6 +184,7 @@ void fk_app_finished_request(fcgi_app *app, fcgi_req *r);
 /* report.c: what `fcgikit pm` sees of this worker; each is a no-op outside a manager. */
 struct fk_report;
 void fk_report_attach(fcgi_app *app);
+void fk_report_attach_fd(fcgi_app *app, int fd); /* takes fd */
 void fk_report_detach(fcgi_app *app);
 void fk_report_state(fcgi_app *app, int state); /* enum fk_report_state */
 void fk_report_begin(fcgi_app *app, fcgi_req *r);

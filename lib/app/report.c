@@ -27,10 +27,20 @@ void fk_report_attach(fcgi_app *app)
 	long fd = strtol(env, &end, 10);
 	int bad = *end || end == env || fd < 0 || fd > 65535;
 	unsetenv(FK_REPORT_ENV);
+	if (!bad)
+		fk_report_attach_fd(app, (int)fd);
+}
+
+/* A preforked worker gets its page from the manager through the zygote (prefork.c): the
+ * zygote had none, so this is the process's first and only attachment. */
+void fk_report_attach_fd(fcgi_app *app, int fd)
+{
 	struct stat st;
-	if (bad || fstat((int)fd, &st) || st.st_size < FK_REPORT_SIZE || atomic_exchange(&attached, 1))
+	if (fstat(fd, &st) || st.st_size < FK_REPORT_SIZE || atomic_exchange(&attached, 1)) {
+		close(fd);
 		return;
-	fcntl((int)fd, F_SETFD, FD_CLOEXEC);
+	}
+	fcntl(fd, F_SETFD, FD_CLOEXEC);
 	void *p = mmap(NULL, FK_REPORT_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, (int)fd, 0);
 	close((int)fd); /* the mapping stays */
 	if (p == MAP_FAILED)

@@ -332,6 +332,7 @@ static const pm_key pm_pool_keys[] = {
 	{"shed_queue",                PM_DEF(PM_T_INT,      shed_queue,         0, 65535)},
 	{"shed_response",             PM_DEF(PM_T_SHED,     shed_response,      0, 0)},
 	{"catch_workers_output",      PM_DEF(PM_T_BOOL,     catch_output,       0, 0)},
+	{"preload",                   PM_DEF(PM_T_BOOL,     preload,            0, 0)},
 };
 
 static const pm_key pm_global_keys[] = {
@@ -1378,6 +1379,7 @@ static const pm_opt pm_opts[] = {
 	{"shed-queue",      PM_O_POOL,     "shed_queue"},
 	{"shed-response",   PM_O_POOL,     "shed_response"},
 	{"catch-output",    PM_O_POOL,     "catch_workers_output"},
+	{"preload",         PM_O_POOL,     "preload"},
 	{"rlimit-files",    PM_O_POOL,     "rlimit_files"},
 	{"rlimit-core",     PM_O_POOL,     "rlimit_core"},
 	{"rlimit-memory",   PM_O_POOL,     "rlimit_memory"},

@@ -101,6 +101,11 @@ typedef struct pm_pool_conf {
 
 	/* Worker output. */
 	int catch_output; /* capture stdout/stderr into the log; default yes */
+
+	/* Preload, then fork: the command is started once and, having loaded what its workers
+	 * share, calls fcgi_app_prefork(); the manager then has it fork each worker (copy-on-
+	 * write) instead of starting the command again. libfcgikit programs only. Default no. */
+	int preload;
 } pm_pool_conf;
 
 typedef struct pm_config {

@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -272,8 +273,7 @@ static void reload_abort(pm_manager *m, int64_t now)
 		for (pm_worker *w = p->workers; w; w = w->next)
 			if (w->gen == p->gen + 1) {
 				pm_worker_stop(w, PM_STOP_FAILED, now);
-				kill(w->pid, SIGKILL);
-				w->killed = 1;
+				pm_worker_kill(w);
 			}
 		if (p->next_fd >= 0) {
 			close(p->next_fd);
@@ -364,7 +364,7 @@ static void reload_progress(pm_manager *m, int64_t now)
 			continue;
 		int live = 0;
 		for (pm_worker *w = p->workers; w; w = w->next) {
-			if (w->gen != p->gen + 1 || w->stop_ms)
+			if (w->gen != p->gen + 1 || w->stop_ms || w->zygote)
 				continue;
 			if (w->ready_ms)
 				p->reload_proven = 1;
@@ -408,10 +408,8 @@ static void stop_begin(pm_manager *m, int how, int64_t now)
 		pm_shed_update(p, 0);
 		for (pm_worker *w = p->workers; w; w = w->next) {
 			pm_worker_stop(w, PM_STOP_SHUTDOWN, now);
-			if (how == 2 && !w->killed) {
-				kill(w->pid, SIGKILL);
-				w->killed = 1;
-			}
+			if (how == 2)
+				pm_worker_kill(w);
 		}
 	}
 }
@@ -543,6 +541,11 @@ static int run(pm_manager *m)
 			case PM_OBJ_STATUS:
 				pm_status_process(m);
 				break;
+			case PM_OBJ_ZYGOTE: {
+				pm_worker *z = (pm_worker *)((char *)items[i].ptr - offsetof(pm_worker, ctl_kind));
+				pm_zygote_io(z, now);
+				break;
+			}
 			case PM_OBJ_SHED:
 				pm_shed_io((pm_shed_conn *)items[i].ptr, items[i].events);
 				break;
@@ -617,6 +620,8 @@ int fk_tool_pm(int argc, char **argv)
 	m->sig_kind = PM_OBJ_SIGNAL;
 	m->status_kind = PM_OBJ_STATUS;
 	signal(SIGPIPE, SIG_IGN);
+	/* Preforked workers are the zygote's children; should it die, they become ours. */
+	prctl(PR_SET_CHILD_SUBREAPER, 1);
 	sigset_t set;
 	sigemptyset(&set);
 	int sigs[] = {SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGUSR1, SIGCHLD};

@@ -68,6 +68,12 @@ typedef struct pm_worker {
 	uint64_t slow_id;     /* the request (cur_id) already logged as slow */
 	uint64_t requests;    /* served, as last seen */
 	int kind;             /* PM_OBJ_WORKER_OUT: the ev item for out_fd points here */
+	/* preload = yes: the zygote is a pm_worker too (zygote = 1), never counted or shown;
+	 * its workers are forked on request and wait with pid 0 until it names them. */
+	int zygote;
+	int ctl;              /* zygote: the manager's end of the control pair, -1 when closed */
+	int ctl_kind;         /* PM_OBJ_ZYGOTE */
+	uint32_t serial;      /* a preforked worker's name in the zygote's answers */
 	struct pm_worker *next;
 } pm_worker;
 
@@ -100,6 +106,7 @@ struct pm_pool {
 	int removed;            /* not in the new configuration: draining, then freed */
 	int reload_spawns;      /* workers started for the new generation so far */
 	int reload_proven;      /* a new worker has been ready or ended cleanly after serving */
+	uint32_t next_serial;
 	pm_shed_conn *shed_conns;
 	int nshed_conns;
 	struct pm_pool *next;
@@ -127,7 +134,8 @@ typedef struct pm_manager {
 	int exit_status;
 } pm_manager;
 
-enum { PM_OBJ_LISTENER = 1, PM_OBJ_WORKER_OUT, PM_OBJ_SIGNAL, PM_OBJ_STATUS, PM_OBJ_SHED };
+enum { PM_OBJ_LISTENER = 1, PM_OBJ_WORKER_OUT, PM_OBJ_SIGNAL, PM_OBJ_STATUS, PM_OBJ_SHED,
+       PM_OBJ_ZYGOTE };
 
 /* log.c */
 int pm_log_open(const char *file);  /* NULL = stderr; 0 or -1 (errno) */
@@ -137,7 +145,7 @@ void pm_log_worker_line(const char *pool, pid_t pid, const char *line, size_t le
 
 /* spawn.c: forks and execs one worker of conf on listen_fd; the report page's descriptor
  * and the output pipe are the caller's. Returns the pid or -1 (logged). */
-pid_t pm_spawn(const pm_pool_conf *conf, int listen_fd, int report_fd, int out_fd);
+pid_t pm_spawn(const pm_pool_conf *conf, int listen_fd, int report_fd, int out_fd, int zygote_fd);
 /* Opens a pool's listening socket; on a Unix path sets owner, group and mode. -1 on error,
  * logged. *unix_path receives a malloc'd path to unlink later, or NULL. */
 int pm_listen(const pm_pool_conf *conf, int *is_unix, char **unix_path);
@@ -150,6 +158,8 @@ void pm_pool_tick(pm_pool *p, int64_t now);
 void pm_pool_scale(pm_pool *p, int64_t now);
 int pm_pool_spawn(pm_pool *p, int gen, const pm_pool_conf *conf, int fd, int64_t now);
 void pm_worker_stop(pm_worker *w, enum pm_stop_why why, int64_t now);
+void pm_worker_kill(pm_worker *w); /* SIGKILL, once; never to a pid not yet known */
+void pm_zygote_io(pm_worker *z, int64_t now);
 void pm_worker_output(pm_worker *w);
 int pm_pool_reap(pm_manager *m, pid_t pid, int status, int64_t now);
 void pm_pool_counts(const pm_pool *p, int gen, int *live, int *starting, int *idle, int *busy);

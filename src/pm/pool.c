@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -47,6 +48,10 @@ static void worker_free(pm_worker *w)
 		pm_log_worker_line(w->pool->conf->name, w->pid, w->line, w->linelen);
 	if (w->page)
 		munmap(w->page, FK_REPORT_SIZE);
+	if (w->zygote && w->ctl >= 0) {
+		fk_ev_del(&w->pool->m->ev, w->ctl);
+		close(w->ctl);
+	}
 	free(w);
 }
 
@@ -85,8 +90,114 @@ int pm_pool_initial(const pm_pool_conf *c)
 
 /* ---------------------------------------------------------------- spawning */
 
+static pm_worker *find_zygote(pm_pool *p, int gen)
+{
+	for (pm_worker *w = p->workers; w; w = w->next)
+		if (w->zygote && w->gen == gen && !w->stop_ms && w->ctl >= 0)
+			return w;
+	return NULL;
+}
+
+static pm_worker *start_zygote(pm_pool *p, int gen, const pm_pool_conf *conf, int fd, int64_t now)
+{
+	int sv[2];
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv))
+		return NULL;
+	pm_worker *z = calloc(1, sizeof *z);
+	if (!z) {
+		close(sv[0]);
+		close(sv[1]);
+		return NULL;
+	}
+	z->pool = p;
+	z->gen = gen;
+	z->zygote = 1;
+	z->kind = PM_OBJ_WORKER_OUT;
+	z->ctl_kind = PM_OBJ_ZYGOTE;
+	z->out_fd = -1;
+	int pipefd[2] = {-1, -1};
+	if (conf->catch_output && pipe2(pipefd, O_CLOEXEC) == 0)
+		fcntl(pipefd[0], F_SETFL, O_NONBLOCK);
+	pid_t pid = pm_spawn(conf, fd, -1, pipefd[1], sv[1]);
+	close(sv[1]);
+	if (pipefd[1] >= 0)
+		close(pipefd[1]);
+	if (pid < 0) {
+		if (pipefd[0] >= 0)
+			close(pipefd[0]);
+		close(sv[0]);
+		free(z);
+		return NULL;
+	}
+	z->pid = pid;
+	z->started_ms = now;
+	z->ctl = sv[0];
+	fcntl(z->ctl, F_SETFL, O_NONBLOCK);
+	fk_ev_add(&p->m->ev, z->ctl, FK_EV_IN, &z->ctl_kind);
+	z->out_fd = pipefd[0];
+	if (z->out_fd >= 0 && fk_ev_add(&p->m->ev, z->out_fd, FK_EV_IN, &z->kind)) {
+		close(z->out_fd);
+		z->out_fd = -1;
+	}
+	z->next = p->workers;
+	p->workers = z;
+	pm_log("info", "pool %s: started zygote %d (preload, generation %d)", conf->name, (int)pid,
+	       gen);
+	return z;
+}
+
+/* Asks the zygote for one worker, handing over its report page. */
+static int ask_zygote(pm_worker *z, pm_worker *w, int report_fd)
+{
+	uint32_t m[3] = {'F', w->serial, 0};
+	char cbuf[CMSG_SPACE(sizeof(int))];
+	memset(cbuf, 0, sizeof cbuf);
+	struct iovec iov = {m, sizeof m};
+	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+	                    .msg_controllen = sizeof cbuf};
+	struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(c), &report_fd, sizeof report_fd);
+	return sendmsg(z->ctl, &mh, MSG_NOSIGNAL | MSG_DONTWAIT) == (ssize_t)sizeof m ? 0 : -1;
+}
+
+void pm_zygote_io(pm_worker *z, int64_t now)
+{
+	pm_pool *p = z->pool;
+	for (int round = 0; round < 64 && z->ctl >= 0; round++) {
+		uint32_t m[3];
+		ssize_t n = recv(z->ctl, m, sizeof m, MSG_DONTWAIT);
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			return;
+		if (n <= 0) {
+			fk_ev_del(&p->m->ev, z->ctl);
+			close(z->ctl);
+			z->ctl = -1;
+			return;
+		}
+		if (n != (ssize_t)sizeof m)
+			continue;
+		if (m[0] == 'P') {
+			for (pm_worker *w = p->workers; w; w = w->next)
+				if (!w->zygote && !w->pid && w->serial == m[1]) {
+					w->pid = (pid_t)m[2];
+					if (!w->pid)
+						w->stop_ms = now; /* its fork failed: dropped at the tick */
+					break;
+				}
+		} else if (m[0] == 'X') {
+			pm_pool_reap(p->m, (pid_t)m[1], (int)m[2], now);
+		}
+	}
+}
+
 int pm_pool_spawn(pm_pool *p, int gen, const pm_pool_conf *conf, int fd, int64_t now)
 {
+	pm_worker *z = NULL;
+	if (conf->preload && !(z = find_zygote(p, gen)) && !(z = start_zygote(p, gen, conf, fd, now)))
+		return -1;
 	pm_worker *w = calloc(1, sizeof *w);
 	if (!w)
 		return -1;
@@ -100,10 +211,28 @@ int pm_pool_spawn(pm_pool *p, int gen, const pm_pool_conf *conf, int fd, int64_t
 		if (pg != MAP_FAILED)
 			w->page = pg;
 	}
+	if (z) {
+		/* Preforked: its output goes where the zygote's goes. */
+		w->serial = ++p->next_serial;
+		int rc = w->page ? ask_zygote(z, w, report_fd) : -1;
+		close(report_fd);
+		if (rc) {
+			if (w->page)
+				munmap(w->page, FK_REPORT_SIZE);
+			free(w);
+			return -1;
+		}
+		w->started_ms = now;
+		w->next = p->workers;
+		p->workers = w;
+		p->spawned++;
+		p->ever_spawned = 1;
+		return 0;
+	}
 	int pipefd[2] = {-1, -1};
 	if (conf->catch_output && pipe2(pipefd, O_CLOEXEC) == 0)
 		fcntl(pipefd[0], F_SETFL, O_NONBLOCK);
-	pid_t pid = pm_spawn(conf, fd, w->page ? report_fd : -1, pipefd[1]);
+	pid_t pid = pm_spawn(conf, fd, w->page ? report_fd : -1, pipefd[1], -1);
 	if (report_fd >= 0)
 		close(report_fd);
 	if (pipefd[1] >= 0)
@@ -171,7 +300,7 @@ void pm_pool_counts(const pm_pool *p, int gen, int *live, int *starting, int *id
 {
 	*live = *starting = *idle = *busy = 0;
 	for (const pm_worker *w = p->workers; w; w = w->next) {
-		if (w->gen != gen || w->stop_ms)
+		if (w->gen != gen || w->stop_ms || w->zygote)
 			continue;
 		(*live)++;
 		if (!w->ready_ms)
@@ -190,8 +319,17 @@ void pm_worker_stop(pm_worker *w, enum pm_stop_why why, int64_t now)
 	w->stop_ms = now;
 	w->why = why;
 	/* SIGTERM is the graceful stop for libfcgikit (drain), php-cgi and Perl FCGI (finish
-	 * the request in hand); SIGKILL follows past the grace. */
-	kill(w->pid, SIGTERM);
+	 * the request in hand); SIGKILL follows past the grace. A preforked worker whose pid is
+	 * not known yet is never signalled: kill(0, ...) would hit the manager's own group. */
+	if (w->pid > 0)
+		kill(w->pid, SIGTERM);
+}
+
+void pm_worker_kill(pm_worker *w)
+{
+	if (w->pid > 0 && !w->killed)
+		kill(w->pid, SIGKILL);
+	w->killed = 1;
 }
 
 static const char *why_name(enum pm_stop_why why)
@@ -285,10 +423,12 @@ static void escalate(pm_pool *p, pm_worker *w, int64_t now)
 	                    ? p->conf->kill_grace_ms
 	                    : p->m->cfg->stop_timeout_ms;
 	if (pm_stop_escalate(w->stop_ms, now, grace) == SIGKILL) {
-		pm_log("warning", "pool %s: worker %d still running %.1f s after SIGTERM (%s): SIGKILL",
-		       p->conf->name, (int)w->pid, (double)(now - w->stop_ms) / 1000, why_name(w->why));
-		kill(w->pid, SIGKILL);
-		w->killed = 1;
+		if (w->pid > 0)
+			pm_log("warning",
+			       "pool %s: worker %d still running %.1f s after SIGTERM (%s): SIGKILL",
+			       p->conf->name, (int)w->pid, (double)(now - w->stop_ms) / 1000,
+			       why_name(w->why));
+		pm_worker_kill(w);
 	}
 }
 
@@ -310,7 +450,8 @@ static pm_worker *longest_idle(pm_pool *p, int64_t now, int64_t *idle_ms)
 	pm_worker *best = NULL;
 	*idle_ms = 0;
 	for (pm_worker *w = p->workers; w; w = w->next) {
-		if (w->gen != p->gen || w->stop_ms || !w->ready_ms || pm_worker_busy(w) || !w->idle_since)
+		if (w->gen != p->gen || w->stop_ms || !w->ready_ms || pm_worker_busy(w) ||
+		    !w->idle_since || w->zygote)
 			continue;
 		if (!best || w->idle_since < best->idle_since)
 			best = w;
@@ -324,7 +465,24 @@ void pm_pool_tick(pm_pool *p, int64_t now)
 {
 	const pm_pool_conf *c = p->conf;
 	p->queue = pm_probe_queue(&p->m->probe, p->listen_fd);
+	for (pm_worker **pw = &p->workers; *pw;) {
+		pm_worker *w = *pw;
+		/* A preforked worker the zygote never named (its fork failed, the zygote died, or
+		 * it was stopped first) has no process to wait for. */
+		if (!w->zygote && !w->pid &&
+		    (w->stop_ms || now - w->started_ms > c->startup_timeout_ms ||
+		     !find_zygote(p, w->gen))) {
+			*pw = w->next;
+			worker_free(w);
+			continue;
+		}
+		pw = &w->next;
+	}
 	for (pm_worker *w = p->workers; w; w = w->next) {
+		if (w->zygote || !w->pid) {
+			escalate(p, w, now);
+			continue;
+		}
 		sample(p, w, now);
 		check_requests(p, w, now);
 		if (!w->stop_ms && w->gen == p->gen && w->reports &&
@@ -366,8 +524,12 @@ void pm_pool_scale(pm_pool *p, int64_t now)
 	for (int i = 0; i < out.spawn; i++) {
 		if (pm_pool_spawn(p, p->gen, c, p->listen_fd, now))
 			break;
-		pm_log("info", "pool %s: started worker %d (%d live, %d idle, queue %d)", c->name,
-		       (int)p->workers->pid, in.live + i + 1, in.idle, p->queue);
+		if (p->workers->pid)
+			pm_log("info", "pool %s: started worker %d (%d live, %d idle, queue %d)", c->name,
+			       (int)p->workers->pid, in.live + i + 1, in.idle, p->queue);
+		else
+			pm_log("info", "pool %s: asked the zygote for worker #%u (%d live, %d idle, queue %d)",
+			       c->name, p->workers->serial, in.live + i + 1, in.idle, p->queue);
 	}
 	for (int i = 0; i < out.stop_idle && oldest; i++) {
 		pm_worker_stop(oldest, PM_STOP_SCALE, now);
@@ -433,6 +595,24 @@ int pm_pool_reap(pm_manager *m, pid_t pid, int status, int64_t now)
 			else
 				snprintf(how, sizeof how, "exited with status %d", WEXITSTATUS(status));
 			int64_t up = now - w->started_ms;
+			if (w->zygote) {
+				if (w->why != PM_RUN)
+					pm_log("info", "pool %s: zygote %d (%s) %s", p->conf->name, (int)pid,
+					       why_name(w->why), how);
+				else
+					pm_log("warning", "pool %s: zygote %d %s after %.1f s; its workers go on",
+					       p->conf->name, (int)pid, how, (double)up / 1000);
+				if (w->why == PM_RUN && w->gen == p->gen) {
+					pm_health_conf hc = health_conf(p->conf);
+					pm_health_exit(&p->health, &hc, up, 0, now);
+				}
+				if (p->next_conf && w->gen == p->gen + 1 && w->why == PM_RUN &&
+				    !m->reload_error[0])
+					snprintf(m->reload_error, sizeof m->reload_error,
+					         "pool %s: new zygote %d %s", p->conf->name, (int)pid, how);
+				worker_free(w);
+				return 1;
+			}
 			if (w->why == PM_RUN) {
 				p->respawns++;
 				pm_log("warning", "pool %s: worker %d %s after %.1f s%s", p->conf->name,

@@ -237,7 +237,7 @@ static char **build_env(const pm_pool_conf *c, char *report_var)
 	return env;
 }
 
-static void child(const pm_pool_conf *c, int listen_fd, int report_fd, int out_fd)
+static void child(const pm_pool_conf *c, int listen_fd, int report_fd, int out_fd, int zygote_fd)
 {
 	/* The manager blocks its signals for signalfd; a worker starts with defaults. */
 	sigset_t none;
@@ -260,10 +260,11 @@ static void child(const pm_pool_conf *c, int listen_fd, int report_fd, int out_f
 	if (dup2(listen_fd, 0) < 0)
 		die("dup2", "listen socket");
 	char report_var[64], *rv = NULL;
-	if (report_fd >= 0) {
-		if (dup2(report_fd, 3) < 0)
+	if (report_fd >= 0 || zygote_fd >= 0) {
+		if (dup2(report_fd >= 0 ? report_fd : zygote_fd, 3) < 0)
 			die("dup2", "report page");
-		snprintf(report_var, sizeof report_var, "%s=3", FK_REPORT_ENV);
+		snprintf(report_var, sizeof report_var, "%s=3",
+		         report_fd >= 0 ? FK_REPORT_ENV : "FCGIKIT_PM_ZYGOTE_FD");
 		rv = report_var;
 	}
 	close_range(rv ? 4 : 3, ~0U, 0);
@@ -301,7 +302,7 @@ static void child(const pm_pool_conf *c, int listen_fd, int report_fd, int out_f
 	die("exec", c->argv[0]);
 }
 
-pid_t pm_spawn(const pm_pool_conf *conf, int listen_fd, int report_fd, int out_fd)
+pid_t pm_spawn(const pm_pool_conf *conf, int listen_fd, int report_fd, int out_fd, int zygote_fd)
 {
 	pid_t pid = fork();
 	if (pid < 0) {
@@ -309,6 +310,6 @@ pid_t pm_spawn(const pm_pool_conf *conf, int listen_fd, int report_fd, int out_f
 		return -1;
 	}
 	if (pid == 0)
-		child(conf, listen_fd, report_fd, out_fd);
+		child(conf, listen_fd, report_fd, out_fd, zygote_fd);
 	return pid;
 }

@@ -58,7 +58,7 @@ static int build_view(pm_manager *m, pm_status_view *v, int64_t now)
 		int nw = 0;
 		for (pm_worker *w = p->workers; w; w = w->next) {
 			pm_worker_read_page(w); /* fresh, not as of the last tick */
-			nw++;
+			nw += !w->zygote;
 		}
 		pm_worker_view *ws = calloc((size_t)nw + 1, sizeof *ws);
 		if (!ws) {
@@ -68,8 +68,10 @@ static int build_view(pm_manager *m, pm_status_view *v, int64_t now)
 			return -1;
 		}
 		int k = 0;
-		for (pm_worker *w = p->workers; w; w = w->next, k++) {
-			pm_worker_view *wv = &ws[k];
+		for (pm_worker *w = p->workers; w; w = w->next) {
+			if (w->zygote)
+				continue;
+			pm_worker_view *wv = &ws[k++];
 			served += w->reports ? w->seen.requests : 0;
 			wv->pid = (int)w->pid;
 			wv->generation = w->gen;

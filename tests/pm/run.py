@@ -763,6 +763,172 @@ def t_systemd(tmp):
         ls.close()
 
 
+PRELOAD = os.path.join(BUILD, "examples", "preload")
+
+
+def ppid(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        return int(f.read().rsplit(")", 1)[1].split()[1])
+
+
+def t_preload(tmp):
+    pm = PM(tmp, "preload", config="""
+[global]
+status_listen = unix:@STATUS@
+[pre]
+listen = unix:@SOCK@
+command = %s --mib 16
+pm = static
+pm.max_children = 3
+preload = yes
+""" % PRELOAD).start()
+    try:
+        ok = pm.wait_ready(3, 10)
+        ws = pm.workers()
+        pids = sorted(w["pid"] for w in ws)
+        parents = {ppid(p) for p in pids}
+        zygote = parents.pop() if len(parents) == 1 else None
+        bodies = set()
+        for _ in range(9):
+            rc, out, _ = call("unix:" + pm.sock, "/")
+            bodies.add(out.strip())
+        sums = {b.split(b"checksum ")[-1] for b in bodies}
+        tap(ok and len(pids) == 3 and zygote and zygote != pm.proc.pid and
+            ppid(zygote) == pm.proc.pid and len(sums) == 1 and all(w["reports"] for w in ws),
+            "preload: one process loads, three forked workers share it and report",
+            "pids=%s parents=%s bodies=%s\n%s" % (pids, parents, bodies, pm.log_text()[-1500:]))
+        os.kill(pids[0], signal.SIGKILL)
+        back = wait_for(lambda: len(pm.workers()) == 3 and
+                        pids[0] not in [w["pid"] for w in pm.workers()], 10)
+        new = [w["pid"] for w in pm.workers() if w["pid"] not in pids]
+        tap(back and new and ppid(new[0]) == zygote,
+            "preload: a killed worker is forked again from the loaded process",
+            pm.log_text()[-1500:])
+        pm.signal(signal.SIGHUP)
+        swapped = wait_for(lambda: pm.status_json() and
+                           pm.status_json()["pools"][0]["generation"] == 2 and
+                           len(pm.workers()) == 3 and
+                           all(ppid(w["pid"]) != zygote for w in pm.workers()), 10)
+        rc, _, _ = call("unix:" + pm.sock, "/after-reload")
+        tap(swapped and rc == 0, "preload: SIGHUP starts a new loaded process and its workers",
+            pm.log_text()[-1500:])
+    finally:
+        code = pm.stop()
+    tap(code == 0 and run(["pgrep", "-f", PRELOAD + " --mib 16"])[0] != 0,
+        "preload: stop leaves no process behind", pm.log_text()[-800:])
+
+
+def t_preload_standalone(tmp):
+    sock = os.path.join(tmp, "standalone.sock")
+    proc = subprocess.Popen([PRELOAD, "unix:" + sock, "--workers", "3", "--mib", "8"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: connectable(sock), 10)
+        kids = lambda: [int(x) for x in run(["pgrep", "-P", str(proc.pid)])[1].split()]
+        ok = wait_for(lambda: len(kids()) == 3, 5)
+        rc, out, _ = call("unix:" + sock, "/")
+        victim = kids()[0]
+        os.kill(victim, signal.SIGKILL)
+        again = wait_for(lambda: len(kids()) == 3 and victim not in kids(), 5)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(15)
+        tap(ok and rc == 0 and b"checksum" in out and again and proc.returncode == 0,
+            "fcgi_app_prefork standalone: 3 workers, a killed one replaced, SIGTERM stops all",
+            "ok=%s rc=%s again=%s code=%s" % (ok, rc, again, proc.returncode))
+    finally:
+        peers.stop_process(proc)
+
+
+def t_dynamic(tmp):
+    pm = PM(tmp, "dynamic", ["--listen", "unix:%s/dynamic/app.sock" % tmp, "--dynamic", "1:2",
+                             "--max-children", "4", "--status",
+                             "unix:%s/dynamic/status.sock" % tmp, "--", ECHO])
+    pm.start()
+    try:
+        pm.wait_ready(1)
+        first = len(pm.workers())
+        # a held request makes the only worker busy: the pool spawns a spare
+        res = {}
+        th = threading.Thread(target=lambda: res.update(
+            r=call("unix:" + pm.sock, "/hold", ["ECHO_DELAY_MS=3000"])))
+        th.start()
+        grew = wait_for(lambda: len(pm.workers()) >= 2 and
+                        pm.status_json()["pools"][0]["idle"] >= 1, 5)
+        th.join(20)
+        tap(first == 1 and grew and res.get("r", (1,))[0] == 0,
+            "dynamic: a busy worker makes the pool start a spare (min_spare)",
+            "first=%d %s\n%s" % (first, json.dumps(pm.workers()), pm.log_text()[-1000:]))
+    finally:
+        pm.stop()
+
+
+def t_worker_env(tmp):
+    """Environment cleared but for what is listed; rlimits; output captured; allowed clients."""
+    port = peers.free_port()
+    pm = PM(tmp, "env", config="""
+[global]
+status_listen = unix:@STATUS@
+log = @DIR@/pm.log
+[env]
+listen = 127.0.0.1:%d
+listen.allowed_clients = 127.0.0.2
+command = /usr/bin/perl -e "print STDERR qq(hello from the worker), chr(10); exec @ARGV" %s
+env[GREETING] = hi there
+rlimit_files = 345
+pm = static
+pm.max_children = 1
+""" % (port, ECHO))
+    pm.sock = None
+    os.environ["PM_TEST_SECRET"] = "must-not-leak"
+    pm.start(wait_sock=False)
+    try:
+        ok = wait_for(lambda: pm.status_json() is not None and len(pm.workers()) == 1 and
+                      pm.workers()[0]["state"] != "starting", 10)
+        pid = pm.workers()[0]["pid"] if ok else 0
+        env = {}
+        limits = ""
+        if pid:
+            with open("/proc/%d/environ" % pid, "rb") as f:
+                env = dict(x.split(b"=", 1) for x in f.read().split(b"\0") if b"=" in x)
+            with open("/proc/%d/limits" % pid) as f:
+                limits = f.read()
+        tap(env.get(b"GREETING") == b"hi there" and b"PM_TEST_SECRET" not in env and
+            env.get(b"FCGI_WEB_SERVER_ADDRS") == b"127.0.0.2",
+            "environment: cleared, plus env[] and the allowed clients", repr(env))
+        tap(re.search(r"Max open files\s+345\s+345", limits) is not None,
+            "rlimit_files reaches the worker", limits)
+        tap(re.search(r"\[worker\] env\[\d+\]: hello from the worker", pm.log_text())
+            is not None, "worker output lands in the log with pool and pid", pm.log_text()[-800:])
+        rc, out, err = call("127.0.0.1:%d" % port, "/refused", timeout=5)
+        tap(rc != 0, "listen.allowed_clients: a client not listed is refused",
+            "rc=%s %r" % (rc, out[:200]))
+        os.rename(pm.log, pm.log + ".1")
+        pm.signal(signal.SIGUSR1)
+        tap(wait_for(lambda: "log reopened" in pm.log_text(), 5),
+            "SIGUSR1 reopens the log file after rotation")
+    finally:
+        os.environ.pop("PM_TEST_SECRET", None)
+        pm.stop()
+
+
+def t_status_nginx(tmp):
+    pm = PM(tmp, "stnginx", ["--listen", "unix:%s/stnginx/app.sock" % tmp, "--workers", "1",
+                             "--status", "unix:%s/stnginx/status.sock" % tmp, "--", ECHO]).start()
+    front = peers.Nginx(tmp + "/stnginx", backend="unix:" + pm.status).start()
+    try:
+        pm.wait_ready(1)
+        st1, body1 = http_get(front.url + "/pm-status?json")
+        st2, body2 = http_get(front.url + "/metrics")
+        st3, body3 = http_get(front.url + "/ping")
+        ok = st1 == 200 and json.loads(body1)["pools"][0]["name"] == "default"
+        tap(ok and st2 == 200 and body2.endswith(b"# EOF\n") and body3 == b"pong\n",
+            "status socket behind nginx: JSON, OpenMetrics and ping",
+            "%s %r\n%s %r\n%s %r" % (st1, body1[:200], st2, body2[-100:], st3, body3))
+    finally:
+        front.stop()
+        pm.stop()
+
+
 def main():
     if not os.path.exists(FCGIKIT) or not os.path.exists(ECHO):
         print("1..0 # SKIP build/fcgikit or build/examples/echo missing (make)")
@@ -793,6 +959,12 @@ def main():
          tap(True, "load shedding", skip="nginx not installed")),
         ("jail", lambda: t_user_chroot(tmp)),
         ("systemd", lambda: t_systemd(tmp)),
+        ("preload", lambda: t_preload(tmp)),
+        ("prefork-standalone", lambda: t_preload_standalone(tmp)),
+        ("dynamic", lambda: t_dynamic(tmp)),
+        ("env", lambda: t_worker_env(tmp)),
+        ("status-nginx", lambda: t_status_nginx(tmp) if have_nginx else
+         tap(True, "status behind nginx", skip="nginx not installed")),
     ]
     # the php reload test needs the www dir written by the foreign test's setup
     d = os.path.join(tmp, "www")
