@@ -1,6 +1,7 @@
 /* policy.c — the manager's decisions (see policy.h for each contract). Pure: no clock, no
  * syscall. Arithmetic on times and counts is done in int64_t and saturates, so hostile or
  * nonsensical inputs give a nonsensical answer, never undefined behaviour. */
+#include <limits.h>
 #include <signal.h>
 #include <stdint.h>
 
@@ -54,9 +55,8 @@ static int64_t rate_room(const pm_scale_in *in, pm_scale_state *st)
 
 static void note_spawned(pm_scale_state *st, int64_t n)
 {
-	/* spawned_in_window stays below INT_MAX: n <= max_children - live. */
 	int64_t s = (int64_t)st->spawned_in_window + n;
-	st->spawned_in_window = (int)min64(s, INT32_MAX);
+	st->spawned_in_window = (int)min64(s, INT_MAX);
 }
 
 /* The ceiling metric. wanted: workers wanted this tick; n: spawned this tick. The pool is "at
@@ -106,8 +106,10 @@ static void scale_dynamic(const pm_scale_in *in, pm_scale_state *st, pm_scale_ou
 		 * does not add another spawn_rate on top). */
 		int64_t want = max64(0, (int64_t)in->start_servers - live);
 		int64_t n = limit_spawn(in, st, want, 0);
-		if (n > 0)
-			rate_room(in, st), note_spawned(st, n);
+		if (n > 0) {
+			rate_room(in, st); /* opens the window if it is over */
+			note_spawned(st, n);
+		}
 		note_ceiling(in, st, want, n);
 		out->spawn = (int)n;
 		if (live + n >= (int64_t)in->start_servers)
@@ -214,7 +216,7 @@ void pm_health_exit(pm_health *h, const pm_health_conf *c, int64_t uptime_ms, in
 	}
 	if (h->total_crashes < INT64_MAX)
 		h->total_crashes++;
-	if (h->quick_exits < INT32_MAX)
+	if (h->quick_exits < INT_MAX)
 		h->quick_exits++;
 	if (h->open)
 		return; /* a worker spawned before it opened: the rest runs from the opening */

@@ -98,6 +98,15 @@ static pm_worker *find_zygote(pm_pool *p, int gen)
 	return NULL;
 }
 
+/* Its zygote may still answer (even while stopping): a pending worker waits for it. */
+static int zygote_alive(pm_pool *p, int gen)
+{
+	for (pm_worker *w = p->workers; w; w = w->next)
+		if (w->zygote && w->gen == gen && w->ctl >= 0)
+			return 1;
+	return 0;
+}
+
 static pm_worker *start_zygote(pm_pool *p, int gen, const pm_pool_conf *conf, int fd, int64_t now)
 {
 	int sv[2];
@@ -180,13 +189,19 @@ void pm_zygote_io(pm_worker *z, int64_t now)
 		if (n != (ssize_t)sizeof m)
 			continue;
 		if (m[0] == 'P') {
-			for (pm_worker *w = p->workers; w; w = w->next)
-				if (!w->zygote && !w->pid && w->serial == m[1]) {
-					w->pid = (pid_t)m[2];
-					if (!w->pid)
-						w->stop_ms = now; /* its fork failed: dropped at the tick */
-					break;
-				}
+			pm_worker *w = p->workers;
+			while (w && (w->zygote || w->pid || w->serial != m[1]))
+				w = w->next;
+			pid_t pid = (pid_t)m[2];
+			if (!w) {
+				/* Forgotten meanwhile (the manager gave up waiting): not ours to keep. */
+				if (pid > 0)
+					kill(pid, SIGTERM);
+			} else if (!(w->pid = pid)) {
+				w->stop_ms = now; /* its fork failed: dropped at the tick */
+			} else if (w->stop_ms) {
+				kill(pid, SIGTERM); /* asked to stop before it was born */
+			}
 		} else if (m[0] == 'X') {
 			pm_pool_reap(p->m, (pid_t)m[1], (int)m[2], now);
 		}
@@ -470,8 +485,7 @@ void pm_pool_tick(pm_pool *p, int64_t now)
 		/* A preforked worker the zygote never named (its fork failed, the zygote died, or
 		 * it was stopped first) has no process to wait for. */
 		if (!w->zygote && !w->pid &&
-		    (w->stop_ms || now - w->started_ms > c->startup_timeout_ms ||
-		     !find_zygote(p, w->gen))) {
+		    (now - w->started_ms > c->startup_timeout_ms || !zygote_alive(p, w->gen))) {
 			*pw = w->next;
 			worker_free(w);
 			continue;

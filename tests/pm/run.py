@@ -798,12 +798,17 @@ preload = yes
             "preload: one process loads, three forked workers share it and report",
             "pids=%s parents=%s bodies=%s\n%s" % (pids, parents, bodies, pm.log_text()[-1500:]))
         os.kill(pids[0], signal.SIGKILL)
-        back = wait_for(lambda: len(pm.workers()) == 3 and
-                        pids[0] not in [w["pid"] for w in pm.workers()], 10)
-        new = [w["pid"] for w in pm.workers() if w["pid"] not in pids]
-        tap(back and new and ppid(new[0]) == zygote,
+        snap = {}
+
+        def replaced():  # one status snapshot per look
+            snap["ws"] = [w["pid"] for w in pm.workers()]
+            return len(snap["ws"]) == 3 and pids[0] not in snap["ws"] and 0 not in snap["ws"]
+        back = wait_for(replaced, 10)
+        new = [p for p in snap.get("ws", []) if p not in pids]
+        tap(back and new and new[0] > 0 and ppid(new[0]) == zygote,
             "preload: a killed worker is forked again from the loaded process",
-            pm.log_text()[-1500:])
+            "back=%s new=%s zygote=%s %s\n%s" % (back, new, zygote, json.dumps(pm.workers()),
+                                                  pm.log_text()[-1500:]))
         pm.signal(signal.SIGHUP)
         swapped = wait_for(lambda: pm.status_json() and
                            pm.status_json()["pools"][0]["generation"] == 2 and
@@ -814,8 +819,9 @@ preload = yes
             pm.log_text()[-1500:])
     finally:
         code = pm.stop()
-    tap(code == 0 and run(["pgrep", "-f", PRELOAD + " --mib 16"])[0] != 0,
-        "preload: stop leaves no process behind", pm.log_text()[-800:])
+    left = run(["pgrep", "-a", "-f", PRELOAD + " --mib 16"])[1]
+    tap(code == 0 and not left, "preload: stop leaves no process behind",
+        "exit %s, left: %r\n%s" % (code, left, pm.log_text()[-800:]))
 
 
 def t_preload_standalone(tmp):
