@@ -529,6 +529,9 @@ static int run(pm_manager *m)
 					 * at the next tick; the tick watches again once it has looked. */
 					p->wake_on_conn = 0;
 					pm_listen_watch(p);
+					p->queue = pm_probe_queue(&m->probe, p->listen_fd);
+					if (p->queue < 1)
+						p->queue = 1; /* the socket said so, whatever the probe saw */
 					pm_pool_scale(p, now);
 				}
 				break;

@@ -27,30 +27,34 @@ typedef struct pm_scale_in {
 	enum pm_mode mode;
 	int max_children, start_servers, min_spare, max_spare, spawn_rate;
 	int64_t idle_timeout_ms; /* ondemand; <= 0: never stop for idleness */
-	int live;     /* alive, not asked to stop */
-	int starting; /* of those: spawned, not yet ready */
-	int idle;     /* of those: ready and serving nothing */
-	int busy;     /* of those: serving at least one request */
-	int queue;    /* connections waiting in the listen queue; -1 unknown */
+	int live;                /* alive, not asked to stop */
+	int starting;            /* of those: spawned, not yet ready */
+	int idle;                /* of those: ready and serving nothing */
+	int busy;                /* of those: serving at least one request */
+	int queue;               /* connections waiting in the listen queue; -1 unknown */
 	int64_t longest_idle_ms; /* the longest an idle worker has been idle (0 if none) */
 	int64_t now_ms;
-	int held;     /* 1 while spawning is held (backoff or open circuit): spawn nothing */
-	int trial;    /* 1 while the circuit is half-open (pm_health_trial): at most one worker
-	               * may be starting, so a single worker tests the program. 0 when unset. */
+	/* 1 while spawning is held (backoff or open circuit): spawn nothing. */
+	int held;
+	/* 1 while the circuit is half-open (pm_health_trial): at most one worker may be
+	 * starting, so a single worker tests the program. 0 when unset. */
+	int trial;
 } pm_scale_in;
 
-typedef struct pm_scale_state { /* per pool, zero-initialised, only pm_scale writes it */
-	int64_t window_start_ms;   /* spawn-rate window (PM_RATE_WINDOW_MS) */
+/* Per pool, zero-initialised; only pm_scale writes it. */
+typedef struct pm_scale_state {
+	int64_t window_start_ms; /* spawn-rate window (PM_RATE_WINDOW_MS) */
 	int spawned_in_window;
-	int ramp;                  /* dynamic: the most to spawn this tick; doubles after each
-	                            * tick that spawned while short (1, 2, 4 ... spawn_rate), back
-	                            * to 1 once nothing is wanted — php-fpm's idle_spawn_rate */
-	int64_t last_stop_ms;      /* dynamic: when an idle worker was last stopped */
-	int64_t max_children_hits; /* more workers wanted at the ceiling, counted once per
-	                            * stretch at the ceiling: the status metric */
-	int at_max;                /* 1 while in such a stretch */
-	int started;               /* dynamic: the start_servers batch has been spawned */
-	int stopped;               /* dynamic: last_stop_ms is meaningful */
+	/* dynamic: the most to spawn this tick; doubles after each tick that spawned while short
+	 * (1, 2, 4 ... spawn_rate), back to 1 once nothing is wanted: php-fpm's idle_spawn_rate */
+	int ramp;
+	int64_t last_stop_ms; /* dynamic: when an idle worker was last stopped */
+	/* More workers wanted at the ceiling, counted once per stretch at the ceiling: the
+	 * status metric. */
+	int64_t max_children_hits;
+	int at_max;  /* 1 while in such a stretch */
+	int started; /* dynamic: the start_servers batch has been spawned */
+	int stopped; /* dynamic: last_stop_ms is meaningful */
 } pm_scale_state;
 
 typedef struct pm_scale_out {
@@ -99,7 +103,8 @@ typedef struct pm_health_conf {
 	int64_t backoff_max_ms;   /* the delay's cap; 30000 */
 } pm_health_conf;
 
-typedef struct pm_health { /* per pool, zero-initialised */
+/* Per pool, zero-initialised. */
+typedef struct pm_health {
 	int quick_exits;       /* in a row, since the last ready or non-quick exit */
 	int64_t hold_until_ms; /* backoff: no spawn before this (meaningful while > 0) */
 	int open;              /* circuit open: no spawn until opened_ms + circuit_reset_ms */

@@ -533,6 +533,7 @@ void pm_pool_scale(pm_pool *p, int64_t now)
 	pm_worker *oldest = longest_idle(p, now, &in.longest_idle_ms);
 	pm_health_conf hc = health_conf(c);
 	in.held = pm_health_held(&p->health, &hc, now);
+	in.trial = pm_health_trial(&p->health);
 	pm_scale_out out;
 	pm_scale(&in, &p->scale, &out);
 	for (int i = 0; i < out.spawn; i++) {
