@@ -613,7 +613,12 @@ static void handle_event(fk_conn *c, fk_srv_event *ev)
 	fcgi_req *r = ev->user;
 	switch (ev->kind) {
 	case FK_SEV_BEGIN:
-		if (app->stopping || app->inflight >= (size_t)app->opt[FCGI_OPT_MAX_REQS]) {
+		/* While draining, a request that was already on its way over a kept connection is
+		 * served, and the connection ends with its answer: nginx does not retry an
+		 * OVERLOADED answer, and it was our connection to keep. A second request in flight
+		 * on one connection (a multiplexing front, which can go elsewhere) is refused. */
+		if ((app->stopping && fk_srv_inflight(&c->srv) > 1) ||
+		    app->inflight >= (size_t)app->opt[FCGI_OPT_MAX_REQS]) {
 			fk_srv_refuse(&c->srv, ev->request_id, FCGI_STATUS_OVERLOADED);
 			return;
 		}

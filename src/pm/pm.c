@@ -660,6 +660,8 @@ int fk_tool_pm(int argc, char **argv)
 	}
 	pm_log("notice", "fcgikit pm %s started (pid %d), %d pool%s", fcgi_version(), (int)getpid(),
 	       cfg->npools, cfg->npools == 1 ? "" : "s");
+	char *pid_file = cfg->pid_file ? strdup(cfg->pid_file) : NULL;
+	cfg = NULL; /* a reload retires it: m->cfg is the configuration from here on */
 	rc = run(m);
 	pm_log("notice", "stopped");
 	pm_status_stop(m);
@@ -667,8 +669,9 @@ int fk_tool_pm(int argc, char **argv)
 		next = p->next;
 		pm_pool_free(p);
 	}
-	if (cfg->pid_file)
-		unlink(cfg->pid_file);
+	if (pid_file)
+		unlink(pid_file); /* the one written at start: a reload does not move it */
+	free(pid_file);
 	pm_probe_close(&m->probe);
 	fk_ev_close(&m->ev);
 	close(m->sig_fd);

@@ -821,7 +821,7 @@ preload = yes
         code = pm.stop()
     left = run(["pgrep", "-a", "-f", PRELOAD + " --mib 16"])[1]
     tap(code == 0 and not left, "preload: stop leaves no process behind",
-        "exit %s, left: %r\n%s" % (code, left, pm.log_text()[-800:]))
+        "exit %s, left: %r\n%s" % (code, left, pm.log_text()[-6000:]))
 
 
 def t_preload_standalone(tmp):
