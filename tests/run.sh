@@ -237,6 +237,13 @@ fi
 
 if want pm && [ -f tests/pm/run.py ]; then
 	FCGIKIT_BUILD=$BUILD run_prog tests/pm/run.py "$T_INTEROP" python3 tests/pm/run.py
+	# the manager and the examples again, built with ASan and UBSan
+	if [ -x "$SAN_BUILD/fcgikit" ] && [ -x "$SAN_BUILD/examples/echo" ]; then
+		ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=1 \
+		UBSAN_OPTIONS=${UBSAN_OPTIONS:+$UBSAN_OPTIONS:}print_stacktrace=1:halt_on_error=1 \
+		FCGIKIT_BUILD=$SAN_BUILD run_prog "tests/pm/run.py (ASan+UBSan build)" "$T_INTEROP" \
+			python3 tests/pm/run.py
+	fi
 fi
 
 if [ ${#programs_failed[@]} -gt 0 ]; then

@@ -627,6 +627,7 @@ static void handle_event(fk_conn *c, fk_srv_event *ev)
 			fk_srv_refuse(&c->srv, ev->request_id, FCGI_STATUS_OVERLOADED);
 			return;
 		}
+		c->begun = 1;
 		r->app = app;
 		r->next_all = app->all;
 		if (app->all)
@@ -870,9 +871,12 @@ static void begin_stop(fcgi_app *app)
 	for (size_t i = 0; i < app->nlisteners; i++)
 		fk_listener_close(app, app->listeners[i]);
 	app->nlisteners = 0;
+	/* Idle kept connections close now: a front retries a request it loses on a connection
+	 * it had cached. One accepted and not yet used stays until its first answer (or the
+	 * drain's end): its peer connected to us and has nowhere else to retry. */
 	for (fk_conn *c = app->conns, *next; c; c = next) {
 		next = c->next;
-		if (conn_idle(c))
+		if (conn_idle(c) && c->begun)
 			fk_conn_close(c);
 	}
 	app->changed = 1;
@@ -911,7 +915,8 @@ static void sweep(fcgi_app *app, int64_t now)
 			continue;
 		}
 		if (conn_idle(c)) {
-			if (idle && now - c->last_in > idle)
+			/* Draining: a connection nobody has used within a second will not be. */
+			if ((idle && now - c->last_in > idle) || (app->stopping && now - c->last_in > 1000))
 				fk_conn_close(c);
 			continue;
 		}

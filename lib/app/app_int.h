@@ -112,6 +112,7 @@ struct fk_conn {
 	                           are not met with a reset */
 	int64_t linger_until;   /* an event-style consumer has buffered body to be given */
 	uint8_t is_unix;
+	uint8_t begun;          /* a request has begun on it: the peer knows it is in use */
 };
 
 struct fcgi_app {
