@@ -11,6 +11,9 @@ python3 bench/app/run.py --seconds "$secs" || status=1
 echo
 echo "== fcgikit bench vs libfcgi, and the load tools' own cost (bench/client)"
 bash bench/client/run.sh || status=1
+echo
+echo "== fcgikit pm vs spawn-fcgi, and reloads under load vs php-fpm (bench/pm)"
+python3 bench/pm/run.py --seconds "$secs" || status=1
 if [ -f bench/compat/run.sh ]; then
 	echo
 	echo "== the same libfcgi program on Debian's libfcgi and on fcgikit's drop-in (bench/compat)"

@@ -97,14 +97,21 @@ static int recv_msg(int ctl, uint32_t m[3], int *fd)
 	return n == (ssize_t)(3 * sizeof m[0]) ? 1 : -1;
 }
 
+/* Both supervisors take SIGCHLD, SIGTERM and SIGINT synchronously (signalfd or
+ * sigtimedwait); each worker gets the caller's mask back right after the fork. */
+static void block_supervisor_signals(sigset_t *set, sigset_t *old)
+{
+	sigemptyset(set);
+	sigaddset(set, SIGCHLD);
+	sigaddset(set, SIGTERM);
+	sigaddset(set, SIGINT);
+	sigprocmask(SIG_BLOCK, set, old);
+}
+
 static int zygote(fcgi_app *app, int ctl)
 {
 	sigset_t set, old;
-	sigemptyset(&set);
-	sigaddset(&set, SIGCHLD);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	sigprocmask(SIG_BLOCK, &set, &old);
+	block_supervisor_signals(&set, &old);
 	int sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
 	if (sfd < 0) {
 		sigprocmask(SIG_SETMASK, &old, NULL);
@@ -179,11 +186,7 @@ static pid_t spawn(fcgi_app *app, const sigset_t *old, int *child_rc)
 static int standalone(fcgi_app *app, int workers)
 {
 	sigset_t set, old;
-	sigemptyset(&set);
-	sigaddset(&set, SIGCHLD);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	sigprocmask(SIG_BLOCK, &set, &old);
+	block_supervisor_signals(&set, &old);
 	slot *s = fk_calloc((size_t)workers, sizeof *s);
 	if (!s) {
 		sigprocmask(SIG_SETMASK, &old, NULL);

@@ -55,12 +55,7 @@ def tap(ok, name, diag="", skip=None):
 
 
 def wait_for(pred, seconds=10.0, step=0.05):
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(step)
-    return pred()
+    return peers.wait_for(pred, seconds, step)
 
 
 def run(args, timeout=30, env=None, input_bytes=None):
