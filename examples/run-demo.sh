@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # make run: the demo stack on loopback — nginx on 127.0.0.1:$PORT (default 8080) in front of
-# the hello and echo examples on Unix sockets. Runs in the foreground until Ctrl-C (or for
+# the hello and echo examples on Unix sockets, run as pools by `fcgikit pm` (status at
+# /pm-status). Runs in the foreground until Ctrl-C (or for
 # DEMO_SECONDS seconds when that is set), then stops what it started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,9 +31,26 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 0' INT TERM
 
-"$BUILD/examples/hello" "unix:$dir/hello.sock" --threads 2 & pids+=($!)
-"$BUILD/examples/echo" "unix:$dir/echo.sock" --threads 2 & pids+=($!)
+ex=$(cd "$BUILD/examples" && pwd)
+cat >"$dir/pm.conf" <<CONF
+[global]
+status_listen = unix:$dir/pm-status.sock
+[hello]
+listen = unix:$dir/hello.sock
+command = $ex/hello --threads 2
+pm = static
+pm.max_children = 2
+[echo]
+listen = unix:$dir/echo.sock
+command = $ex/echo --threads 2
+pm = dynamic
+pm.max_children = 4
+pm.min_spare_servers = 1
+pm.max_spare_servers = 2
+request_slowlog_timeout = 2s
+CONF
 mkdir -p "$dir/logs"
+"$BUILD/fcgikit" pm -c "$dir/pm.conf" 2>"$dir/logs/pm.log" & pids+=($!)
 cat >"$dir/nginx.conf" <<CONF
 worker_processes 1;
 pid $dir/nginx.pid;
@@ -47,6 +65,7 @@ http {
 	scgi_temp_path $dir/scgi;
 	upstream hello { server unix:$dir/hello.sock; keepalive 8; }
 	upstream echo { server unix:$dir/echo.sock; keepalive 8; }
+	upstream pm_status { server unix:$dir/pm-status.sock; }
 	server {
 		listen 127.0.0.1:$PORT;
 		client_max_body_size 16m;
@@ -54,6 +73,10 @@ http {
 			include /etc/nginx/fastcgi_params;
 			fastcgi_keep_conn on;
 			fastcgi_pass echo;
+		}
+		location /pm-status {
+			include /etc/nginx/fastcgi_params;
+			fastcgi_pass pm_status;
 		}
 		location / {
 			include /etc/nginx/fastcgi_params;
@@ -71,9 +94,11 @@ for _ in $(seq 50); do
 	sleep 0.1
 done
 cat <<MSG
-fcgikit demo: nginx on 127.0.0.1:$PORT -> libfcgikit examples on Unix sockets in $dir
+fcgikit demo: nginx on 127.0.0.1:$PORT -> fcgikit pm -> libfcgikit examples, sockets in $dir
   curl http://127.0.0.1:$PORT/
   curl -d 'any body' 'http://127.0.0.1:$PORT/echo?x=1' -i
+  curl 'http://127.0.0.1:$PORT/pm-status'          (?json, ?json&full, /pm-status/metrics)
+  $BUILD/fcgikit pm status --socket unix:$dir/pm-status.sock
 Ctrl-C stops it.
 MSG
 if [ -n "${DEMO_SECONDS:-}" ]; then
