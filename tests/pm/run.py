@@ -930,6 +930,30 @@ def t_status_nginx(tmp):
         pm.stop()
 
 
+def t_make_run(tmp):
+    """The README's first command: the demo stack comes up and answers."""
+    port = peers.free_port()
+    env = dict(os.environ, DEMO_SECONDS="6", PORT=str(port), FCGIKIT_BUILD=BUILD)
+    proc = subprocess.Popen(["bash", os.path.join(ROOT, "examples", "run-demo.sh")], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    try:
+        up = wait_for(lambda: peers.port_open(port), 15)
+        st1, b1 = http_get("http://127.0.0.1:%d/" % port)
+        st2, b2 = http_get("http://127.0.0.1:%d/pm-status?json" % port)
+        pools = [p["name"] for p in json.loads(b2)["pools"]] if st2 == 200 else []
+        tap(up and st1 == 200 and b1 == b"Hello, World!\n" and pools == ["hello", "echo"],
+            "make run: nginx -> fcgikit pm -> examples answers, status lists both pools",
+            "up=%s %s %r %s %r" % (up, st1, b1[:100], st2, b2[:300]))
+        out, _ = proc.communicate(timeout=30)
+        tap(proc.returncode == 0, "make run: stops cleanly after DEMO_SECONDS",
+            out.decode(errors="replace")[-800:])
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(10)
+
+
 def main():
     if not os.path.exists(FCGIKIT) or not os.path.exists(ECHO):
         print("1..0 # SKIP build/fcgikit or build/examples/echo missing (make)")
@@ -966,6 +990,8 @@ def main():
         ("env", lambda: t_worker_env(tmp)),
         ("status-nginx", lambda: t_status_nginx(tmp) if have_nginx else
          tap(True, "status behind nginx", skip="nginx not installed")),
+        ("make-run", lambda: t_make_run(tmp) if have_nginx else
+         tap(True, "make run", skip="nginx not installed")),
     ]
     # the php reload test needs the www dir written by the foreign test's setup
     d = os.path.join(tmp, "www")
