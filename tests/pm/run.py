@@ -863,6 +863,39 @@ def t_dynamic(tmp):
         pm.stop()
 
 
+def t_dynamic_kernel(tmp):
+    """A program that does not report (php-cgi) still scales: on the sampled idle count and
+    the listen queue."""
+    if not os.path.exists(PHP_CGI):
+        tap(True, "dynamic scaling of php-cgi", skip="php-cgi not installed")
+        return
+    d = os.path.join(tmp, "www")
+    pm = PM(tmp, "dynphp", ["--listen", "unix:%s/dynphp/app.sock" % tmp, "--dynamic", "1:1",
+                            "--max-children", "4", "--status", "unix:%s/dynphp/status.sock" % tmp,
+                            "--", PHP_CGI])
+    pm.start()
+    try:
+        pm.wait_ready(1, 10)
+        first = len(pm.workers())
+        ths = [threading.Thread(target=call, args=("unix:" + pm.sock, "/sleep.php",
+                                                   ["SCRIPT_FILENAME=%s/sleep.php" % d]))
+               for _ in range(4)]
+        for t in ths:
+            t.start()
+        grew = wait_for(lambda: len(pm.workers()) >= 3, 5)
+        for t in ths:
+            t.join(30)
+        most = len(pm.workers())
+        tap(first == 1 and grew and most <= 4,
+            "dynamic: php-cgi (not reporting) grows under load, within max_children",
+            "first=%d most=%d\n%s" % (first, most, pm.log_text()[-1200:]))
+        shrank = wait_for(lambda: len(pm.workers()) <= 2, 8)
+        tap(shrank, "dynamic: idle php-cgi workers past max_spare are stopped, one a second",
+            pm.log_text()[-800:])
+    finally:
+        pm.stop()
+
+
 def t_worker_env(tmp):
     """Environment cleared but for what is listed; rlimits; output captured; allowed clients."""
     port = peers.free_port()
@@ -988,6 +1021,7 @@ def main():
         ("prefork-standalone", lambda: t_preload_standalone(tmp)),
         ("dynamic", lambda: t_dynamic(tmp)),
         ("env", lambda: t_worker_env(tmp)),
+        ("dynamic-kernel", lambda: t_dynamic_kernel(tmp)),
         ("status-nginx", lambda: t_status_nginx(tmp) if have_nginx else
          tap(True, "status behind nginx", skip="nginx not installed")),
         ("make-run", lambda: t_make_run(tmp) if have_nginx else
