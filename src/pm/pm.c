@@ -46,8 +46,20 @@ static void usage(FILE *f)
 	        "       fcgikit pm --listen ADDRESS [--workers N] [options] -- COMMAND [ARGS...]\n"
 	        "       fcgikit pm status [-c CONFIG | --socket ADDRESS] [--json|--full|"
 	        "--openmetrics|--ping]\n"
-	        "Runs FastCGI programs as supervised pools of workers; see fcgikit-pm(1) and "
-	        "fcgikit-pm.conf(5).\n");
+	        "Runs FastCGI programs as supervised pools of workers.\n\n"
+	        "One-liner options (each also --opt=VALUE; see fcgikit-pm.conf(5) for meanings):\n"
+	        "  --listen ADDR  --workers N  --dynamic MIN:MAX  --ondemand  --idle-timeout DUR\n"
+	        "  --max-children N  --start-servers N  --min-spare N  --max-spare N\n"
+	        "  --spawn-rate N  --user U  --group G  --chroot DIR  --chdir DIR\n"
+	        "  --socket-mode MODE  --socket-owner U  --socket-group G  --backlog N\n"
+	        "  --allow ADDRS  --env NAME=VALUE  --pass-env NAME  --clear-env BOOL\n"
+	        "  --max-requests N  --request-timeout DUR  --slow-request DUR  --kill-grace DUR\n"
+	        "  --startup-timeout DUR  --crash-limit N  --circuit-reset DUR\n"
+	        "  --shed-queue N  --shed-response 503|overloaded  --catch-output BOOL\n"
+	        "  --preload BOOL  --rlimit-files N  --rlimit-core SIZE  --rlimit-memory SIZE\n"
+	        "  --status ADDR  --log FILE  --pid-file FILE  --stop-timeout DUR  --test\n"
+	        "Signals: TERM/INT graceful stop, QUIT immediate, HUP reload, USR1 reopen the log.\n"
+	        "Manual: fcgikit-pm(1), fcgikit-pm.conf(5).\n");
 }
 
 /* ---------------------------------------------------------------- systemd */
