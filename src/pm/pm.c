@@ -595,21 +595,29 @@ int fk_tool_pm(int argc, char **argv)
 		else if (!config)
 			break; /* the one-liner's options */
 	}
+	/* --test may stand among the one-liner's options: the parser is not told of it. */
+	char **args = calloc((size_t)argc + 1, sizeof *args);
+	int nargs = 0;
+	if (!args)
+		return 1;
+	for (int i = 1, cmd = 0; i < argc; i++) {
+		cmd |= !strcmp(argv[i], "--");
+		if (!cmd && (!strcmp(argv[i], "--test") || !strcmp(argv[i], "-t"))) {
+			test = 1;
+			continue;
+		}
+		args[nargs++] = argv[i];
+	}
 	char err[1024];
 	int rc = config ? pm_config_load(cfg, config, err, sizeof err)
-	                : pm_config_from_args(cfg, argc - 1, argv + 1, err, sizeof err);
+	                : pm_config_from_args(cfg, nargs, args, err, sizeof err);
+	free(args);
 	if (rc) {
 		fprintf(stderr, "fcgikit pm: %s\n", err);
 		if (!strncmp(err, "usage: ", 7))
 			usage(stderr);
 		free(cfg);
 		return 2;
-	}
-	if (!config && argc > 1) {
-		/* --test may stand among the one-liner's options */
-		for (int i = 1; i < argc && strcmp(argv[i], "--"); i++)
-			if (!strcmp(argv[i], "--test") || !strcmp(argv[i], "-t"))
-				test = 1;
 	}
 	for (int i = 0; i < cfg->npools; i++)
 		if (check_pool(&cfg->pools[i])) {
