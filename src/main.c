@@ -23,6 +23,7 @@ static const subcommand subcommands[] = {
     {"call", fk_tool_call, "send one request to a FastCGI application, print the response"},
     {"bench", fk_tool_bench, "load a FastCGI application directly, report rate and latency"},
     {"pm", fk_tool_pm, "run FastCGI programs as supervised pools of workers"},
+    {"gateway", fk_tool_gateway, "HTTP/1.1 front that forwards requests to FastCGI backends"},
 };
 
 static void usage(FILE *f)

@@ -6,6 +6,7 @@
 int fk_tool_call(int argc, char **argv);
 int fk_tool_bench(int argc, char **argv);
 int fk_tool_pm(int argc, char **argv);
+int fk_tool_gateway(int argc, char **argv);
 
 /* `cgi-fcgi -bind -connect ADDRESS` compatibility (also `fcgikit call -bind -connect`). */
 int fk_tool_cgi_fcgi(int argc, char **argv);

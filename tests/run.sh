@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # tests/run.sh — runs every test suite and sums up their TAP output.
 #
-# Suites (TEST_ONLY=unit|protocol|san|interop|compat|clientpeers|pm|fuzz|symbols selects some; a comma- or
+# Suites (TEST_ONLY=unit|protocol|san|interop|compat|clientpeers|gateway|pm|fuzz|symbols selects some; a comma- or
 # space-separated list works too; unset runs all):
 #   unit      build/tests/test_* built from tests/unit/ (cmocka), and the symbol check
 #   protocol  build/tests/test_* built from tests/protocol/
@@ -10,6 +10,8 @@
 #   interop   python3 tests/interop/interop.py, over TCP and over Unix sockets
 #   compat    tests/compat/run.sh: classic libfcgi programs built against Debian's libfcgi,
 #             against fcgikit's compat headers, and run on fcgikit's libfcgi.so.0 drop-in
+#   gateway   python3 tests/gateway/run.py: fcgikit gateway with curl and raw sockets in front
+#             of echo, hello and php-cgi
 #   pm        python3 tests/pm/run.py: fcgikit pm with real programs behind nginx
 #   clientpeers  python3 tests/clientpeers/run.py: the client and tools against php-fpm,
 #             php-cgi, Perl FCGI, libfcgi and fcgikit applications
@@ -233,6 +235,10 @@ fi
 if want clientpeers && [ -f tests/clientpeers/run.py ]; then
 	FCGIKIT_BUILD=$BUILD run_prog tests/clientpeers/run.py "$T_INTEROP" \
 		python3 tests/clientpeers/run.py
+fi
+
+if want gateway && [ -f tests/gateway/run.py ]; then
+	FCGIKIT_BUILD=$BUILD run_prog tests/gateway/run.py "$T_INTEROP" python3 tests/gateway/run.py
 fi
 
 if want pm && [ -f tests/pm/run.py ]; then

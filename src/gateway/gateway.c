@@ -1,0 +1,1567 @@
+/* gateway.c — `fcgikit gateway`: HTTP/1.1 in front, FastCGI behind, one thread, one loop.
+ *
+ * The loop (lib/ev) watches the listening socket, every HTTP connection and one fcgi_client
+ * per backend (its epoll descriptor). Each pass: handle ready descriptors, run every client's
+ * fcgi_client_process (output and completion callbacks run there), then handle the
+ * connections those callbacks marked dirty, then the timeouts. Callbacks only record what
+ * happened and append bytes to a connection's output: every decision (retry, error page,
+ * next pipelined request, close) is taken outside the client library's call stack.
+ *
+ * One HTTP connection moves through:
+ *
+ *   HEAD ──head parsed──> BODY ──body complete──> UPSTREAM (a backend answers)
+ *    ^                                        └─> LOCAL    (static file, error page)
+ *    └──── response flushed, keep-alive: parse the next (pipelined) request ────┘
+ *   any refusal / close ──> LINGER (write side shut, input drained, then closed)
+ *
+ * Pipelined requests wait in `in`: the next head is parsed only once the previous response
+ * has been flushed, so responses go out in order without any queueing.
+ *
+ * Flow control: the client library has no way to pause one request's output (its output
+ * callback cannot push back), so a response bigger than what the HTTP client reads is
+ * buffered up to --max-buffer per connection; past that the FastCGI request is aborted and
+ * the connection closed (logged). Until the library grows a pause, that is the bound.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcgikit.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "balance/balance.h"
+#include "ev/ev.h"
+#include "gateway/gateway.h"
+#include "http/http.h"
+#include "tool.h"
+#include "util/addr.h"
+#include "util/buf.h"
+
+enum { GW_T_LISTEN = 1, GW_T_CONN, GW_T_BACKEND };
+
+enum {
+	GW_READ_CHUNK = 65536,
+	GW_PIPELINE_MAX = 65536, /* input read ahead while a response is in progress */
+	GW_FILE_CHUNK = 65536,   /* static file bytes moved to the output at a time */
+	GW_CGI_HEAD_MAX = 65536, /* CGI response head from the application */
+	GW_CGI_HEADERS_MAX = 100,
+	GW_LINGER_MS = 2000,
+};
+
+typedef enum gw_state {
+	GW_HEAD = 0, /* waiting for or reading a request head */
+	GW_BODY,     /* reading the request body into `body` */
+	GW_UPSTREAM, /* the request is at a backend; its response streams into `out` */
+	GW_LOCAL,    /* a response made here (static file, error) is being written */
+	GW_LINGER,   /* write side shut after the last response; draining input, then close */
+} gw_state;
+
+static const char *gw_state_name(gw_state s)
+{
+	static const char *names[] = {"HEAD", "BODY", "UPSTREAM", "LOCAL", "LINGER"};
+	return (unsigned)s < sizeof names / sizeof names[0] ? names[s] : "?";
+}
+
+typedef struct gw gw;
+
+typedef struct gw_backend {
+	int kind; /* GW_T_BACKEND: the first member of everything the loop points at */
+	gw *g;
+	const char *addr;
+	fcgi_client *cli;
+} gw_backend;
+
+typedef struct gw_conn gw_conn;
+struct gw_conn {
+	int kind; /* GW_T_CONN */
+	gw *g;
+	int fd;
+	unsigned ev_mask;
+	gw_state state;
+	gw_conn *prev, *next; /* every live connection */
+	gw_conn *dirty_next;  /* on g->dirty: a callback changed something */
+	gw_conn *dead_next;   /* on g->dead: closed, freed at the end of the pass */
+	unsigned dirty : 1, dead : 1;
+
+	fk_buf in;   /* bytes read, not yet parsed (the next pipelined request) */
+	fk_buf out;  /* bytes to send */
+	fk_buf head; /* a copy of the current request head: req's slices point here */
+	fk_buf body; /* the decoded request body, sent to the backend from this buffer */
+	fk_http_header hs[FK_HTTP_MAX_HEADERS_DEFAULT];
+	fk_http_req req;
+	int have_req;    /* req describes the request being served */
+	char *path;      /* req.path decoded and normalised */
+	int is_head;     /* HEAD: no response body */
+	int keep_alive;  /* the connection may carry another request after this one */
+	int close_after; /* close once `out` is flushed (set by errors and framing) */
+	fk_http_chunked ch;
+	uint64_t body_left; /* Content-Length bytes still to read */
+
+	int64_t t_act;   /* last read or write progress */
+	int64_t t_head;  /* first byte of the current head */
+	int64_t t_start; /* head complete */
+
+	/* response */
+	int status;
+	int resp_started;    /* the status line is in `out` */
+	int resp_done;       /* everything of the response is in `out` (or the file is queued) */
+	uint64_t resp_bytes; /* body bytes sent or queued, for the log */
+	int chunked_out;     /* body framed with chunked transfer-coding */
+	int no_body;         /* HEAD, 1xx, 204, 304 */
+	int64_t cl_left;     /* Content-Length the application gave, bytes still to pass; -1 none */
+	int file_fd;
+	off_t file_off, file_left;
+
+	/* upstream */
+	fcgi_client_req *up;
+	int up_idx;
+	fk_bal_tried tried;
+	int up_done, up_err, overflow;
+	int got_output; /* a STDOUT byte came: no retry on another backend any more */
+	int overloaded; /* some backend said OVERLOADED for this request */
+	int cgi_bad;    /* the CGI head was malformed */
+	int cgi_parsed;
+	fk_buf cgihead; /* STDOUT until the CGI head is complete */
+	fk_buf errline; /* STDERR up to the next newline */
+	gw_params params;
+	int64_t t_up;
+	int64_t up_ms; /* -1: no backend involved */
+	const char *up_name;
+
+	char raddr[INET6_ADDRSTRLEN + 8], rport[8], laddr[INET6_ADDRSTRLEN + 8], lport[8];
+};
+
+struct gw {
+	fk_ev ev;
+	int lfd;
+	int lpaused;
+	int listen_kind; /* GW_T_LISTEN, the loop's pointer for lfd */
+	gw_backend *be;
+	size_t nbe;
+	fk_bal_group *bal;
+	gw_conn *conns;
+	unsigned nconns;
+	gw_conn *dirty, *dead;
+	FILE *access;
+	int stopping;
+	int64_t stop_deadline;
+
+	/* options */
+	const char *root; /* realpath of --root, or NULL */
+	size_t root_len;
+	const char *doc_root; /* DOCUMENT_ROOT: root, or the current directory */
+	const char *index, *script_ext;
+	uint64_t max_body;
+	size_t max_buffer;
+	unsigned max_conns;
+	int64_t header_to, idle_to, send_to;
+	unsigned upstream_to;
+	char software[64];
+};
+
+static volatile sig_atomic_t gw_signalled;
+
+static void gw_on_signal(int sig)
+{
+	(void)sig;
+	gw_signalled++;
+}
+
+/* ------------------------------------------------------------------ small helpers */
+
+static void gw_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void gw_log(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fputs("fcgikit gateway: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+}
+
+static const char *gw_reason(int status)
+{
+	switch (status) {
+	case 100:
+		return "Continue";
+	case 200:
+		return "OK";
+	case 201:
+		return "Created";
+	case 202:
+		return "Accepted";
+	case 204:
+		return "No Content";
+	case 206:
+		return "Partial Content";
+	case 301:
+		return "Moved Permanently";
+	case 302:
+		return "Found";
+	case 303:
+		return "See Other";
+	case 304:
+		return "Not Modified";
+	case 307:
+		return "Temporary Redirect";
+	case 308:
+		return "Permanent Redirect";
+	case 401:
+		return "Unauthorized";
+	case 403:
+		return "Forbidden";
+	case 404:
+		return "Not Found";
+	case 405:
+		return "Method Not Allowed";
+	case 408:
+		return "Request Timeout";
+	case 409:
+		return "Conflict";
+	case 410:
+		return "Gone";
+	case 411:
+		return "Length Required";
+	case 422:
+		return "Unprocessable Content";
+	case 429:
+		return "Too Many Requests";
+	case 500:
+		return "Internal Server Error";
+	case 502:
+		return "Bad Gateway";
+	case 503:
+		return "Service Unavailable";
+	case 504:
+		return "Gateway Timeout";
+	default: {
+		const char *t = fk_http_status_text(status);
+		return t && *t ? t : "Unknown";
+	}
+	}
+}
+
+/* RFC 9110 §5.6.7 IMF-fixdate. */
+static void gw_http_date(time_t t, char *buf, size_t size)
+{
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	strftime(buf, size, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+}
+
+static int gw_appendf(fk_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int gw_appendf(fk_buf *b, const char *fmt, ...)
+{
+	char tmp[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return FCGI_EINVAL;
+	if ((size_t)n >= sizeof tmp) { /* long header values: format again into the buffer */
+		if (fk_buf_reserve(b, (size_t)n + 1))
+			return FCGI_ENOMEM;
+		va_start(ap, fmt);
+		vsnprintf((char *)b->data + b->len, (size_t)n + 1, fmt, ap);
+		va_end(ap);
+		b->len += (size_t)n;
+		return FCGI_OK;
+	}
+	return fk_buf_append(b, tmp, (size_t)n);
+}
+
+static const char *gw_mime(const char *path)
+{
+	static const struct {
+		const char *ext, *type;
+	} types[] = {
+	        {".html", "text/html; charset=utf-8"},
+	        {".htm", "text/html; charset=utf-8"},
+	        {".css", "text/css"},
+	        {".js", "text/javascript"},
+	        {".mjs", "text/javascript"},
+	        {".json", "application/json"},
+	        {".txt", "text/plain; charset=utf-8"},
+	        {".xml", "application/xml"},
+	        {".svg", "image/svg+xml"},
+	        {".png", "image/png"},
+	        {".jpg", "image/jpeg"},
+	        {".jpeg", "image/jpeg"},
+	        {".gif", "image/gif"},
+	        {".webp", "image/webp"},
+	        {".ico", "image/x-icon"},
+	        {".pdf", "application/pdf"},
+	        {".wasm", "application/wasm"},
+	        {".woff2", "font/woff2"},
+	        {".woff", "font/woff"},
+	        {".mp4", "video/mp4"},
+	};
+	const char *slash = strrchr(path, '/'), *dot = strrchr(path, '.');
+	if (dot && (!slash || dot > slash))
+		for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
+			if (!strcasecmp(dot, types[i].ext))
+				return types[i].type;
+	return "application/octet-stream";
+}
+
+static void gw_addr_strings(const struct sockaddr_storage *ss, char *addr, size_t asz, char *port,
+                            size_t psz)
+{
+	addr[0] = port[0] = '\0';
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *s = (const struct sockaddr_in *)ss;
+		inet_ntop(AF_INET, &s->sin_addr, addr, (socklen_t)asz);
+		snprintf(port, psz, "%u", ntohs(s->sin_port));
+	} else if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *s = (const struct sockaddr_in6 *)ss;
+		inet_ntop(AF_INET6, &s->sin6_addr, addr, (socklen_t)asz);
+		snprintf(port, psz, "%u", ntohs(s->sin6_port));
+		/* a v4 client on a dual-stack socket: show it as v4, like nginx */
+		if (!strncmp(addr, "::ffff:", 7) && strchr(addr + 7, '.'))
+			memmove(addr, addr + 7, strlen(addr + 7) + 1);
+	} else {
+		snprintf(addr, asz, "unix:");
+	}
+}
+
+/* ------------------------------------------------------------------ connections */
+
+static void gw_conn_close(gw_conn *c);
+static void gw_conn_advance(gw_conn *c);
+static void gw_conn_update_ev(gw_conn *c);
+static void gw_up_start(gw_conn *c);
+
+static void gw_mark_dirty(gw_conn *c)
+{
+	if (c->dirty || c->dead)
+		return;
+	c->dirty = 1;
+	c->dirty_next = c->g->dirty;
+	c->g->dirty = c;
+}
+
+/* The backend is done with this request, whatever happened: outcome first, then release. */
+static void gw_up_drop(gw_conn *c)
+{
+	if (!c->up)
+		return;
+	/* Freeing an unfinished request sends ABORT_REQUEST (and stops reading the body from
+	 * our buffer), without callbacks: exactly fcgi_client_req_abort plus the free. */
+	fcgi_client_req_free(c->up);
+	c->up = NULL;
+	fk_bal_release(c->g->bal, c->up_idx);
+}
+
+static void gw_access_log(gw_conn *c)
+{
+	if (!c->have_req)
+		return;
+	gw *g = c->g;
+	char t[64];
+	time_t now = time(NULL);
+	struct tm tm;
+	localtime_r(&now, &tm);
+	strftime(t, sizeof t, "%d/%b/%Y:%H:%M:%S %z", &tm);
+	char ms[24] = "-";
+	if (c->up_ms >= 0)
+		snprintf(ms, sizeof ms, "%lld", (long long)c->up_ms);
+	/* the request line is tokens and VCHAR only (the parser checked): safe to print */
+	fprintf(g->access, "%s - - [%s] \"%.*s %.*s HTTP/1.%d\" %d %llu %s %s\n", c->raddr, t,
+	        (int)c->req.method.n, c->req.method.p, (int)c->req.target.n, c->req.target.p,
+	        c->req.minor, c->status ? c->status : 499, (unsigned long long)c->resp_bytes, ms,
+	        c->up_name ? c->up_name : "-");
+	c->have_req = 0;
+}
+
+/* Forgets the request that was just answered (not the connection's buffers). */
+static void gw_req_reset(gw_conn *c)
+{
+	gw_up_drop(c);
+	if (c->file_fd >= 0)
+		close(c->file_fd);
+	c->file_fd = -1;
+	c->file_left = c->file_off = 0;
+	free(c->path);
+	c->path = NULL;
+	gw_params_free(&c->params);
+	fk_buf_reset(&c->head);
+	fk_buf_reset(&c->body);
+	fk_buf_shrink(&c->body, 0);
+	fk_buf_reset(&c->cgihead);
+	fk_buf_reset(&c->errline);
+	c->have_req = 0;
+	c->status = c->resp_started = c->resp_done = 0;
+	c->resp_bytes = 0;
+	c->chunked_out = c->no_body = 0;
+	c->cl_left = -1;
+	c->up_done = c->up_err = c->overflow = c->got_output = c->overloaded = 0;
+	c->cgi_bad = c->cgi_parsed = 0;
+	c->up_ms = -1;
+	c->up_name = NULL;
+	fk_bal_tried_clear(&c->tried);
+	c->body_left = 0;
+	c->is_head = 0;
+}
+
+static void gw_conn_free(gw_conn *c)
+{
+	fk_buf_free(&c->in);
+	fk_buf_free(&c->out);
+	fk_buf_free(&c->head);
+	fk_buf_free(&c->body);
+	fk_buf_free(&c->cgihead);
+	fk_buf_free(&c->errline);
+	free(c);
+}
+
+static void gw_conn_close(gw_conn *c)
+{
+	if (c->dead)
+		return;
+	gw *g = c->g;
+	gw_access_log(c); /* a request cut short is logged too (status 499 if none was sent) */
+	gw_req_reset(c);
+	fk_ev_del(&g->ev, c->fd);
+	close(c->fd);
+	c->fd = -1;
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		g->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	g->nconns--;
+	c->dead = 1;
+	/* The pass's event array may still point at c: free it when the pass is over. */
+	c->dead_next = g->dead;
+	g->dead = c;
+	if (g->lpaused && g->lfd >= 0 && g->nconns < g->max_conns) {
+		fk_ev_mod(&g->ev, g->lfd, FK_EV_IN, &g->listen_kind);
+		g->lpaused = 0;
+	}
+}
+
+/* Stop writing, keep reading until the client closes (or a short deadline): closing a
+ * socket with unread input sends RST, which can destroy the response we just sent. */
+static void gw_conn_linger(gw_conn *c)
+{
+	gw_req_reset(c);
+	shutdown(c->fd, SHUT_WR);
+	fk_buf_reset(&c->in);
+	c->state = GW_LINGER;
+	c->t_act = fk_now_ms();
+	gw_conn_update_ev(c);
+}
+
+static void gw_conn_update_ev(gw_conn *c)
+{
+	if (c->dead)
+		return;
+	unsigned want = 0;
+	if (c->state == GW_HEAD || c->state == GW_BODY || c->state == GW_LINGER ||
+	    fk_buf_size(&c->in) < GW_PIPELINE_MAX)
+		want |= FK_EV_IN;
+	if (c->state != GW_LINGER && (fk_buf_size(&c->out) || c->file_left))
+		want |= FK_EV_OUT;
+	if (want != c->ev_mask) {
+		fk_ev_mod(&c->g->ev, c->fd, want, c);
+		c->ev_mask = want;
+	}
+}
+
+/* The response is completely flushed: log, then the next request or the end. */
+static void gw_req_end(gw_conn *c)
+{
+	gw_access_log(c);
+	int keep = c->keep_alive && !c->close_after && !c->g->stopping;
+	gw_req_reset(c);
+	if (!keep) {
+		gw_conn_linger(c);
+		return;
+	}
+	c->state = GW_HEAD;
+	c->t_head = c->t_act = fk_now_ms();
+	fk_buf_shrink(&c->in, GW_READ_CHUNK);
+	fk_buf_shrink(&c->out, GW_READ_CHUNK);
+	/* A pipelined request may be waiting in `in`: the loop's dirty pass parses it, so a
+	 * long pipeline is handled by iteration, never by recursion through here. */
+	gw_mark_dirty(c);
+}
+
+/* Writes what it can; refills from the static file. Returns -1 when c was closed. */
+static int gw_conn_flush(gw_conn *c)
+{
+	for (;;) {
+		if (c->file_left && fk_buf_size(&c->out) < GW_FILE_CHUNK) {
+			if (fk_buf_reserve(&c->out, GW_FILE_CHUNK)) {
+				gw_conn_close(c);
+				return -1;
+			}
+			size_t want = (off_t)GW_FILE_CHUNK < c->file_left ? GW_FILE_CHUNK
+			                                                  : (size_t)c->file_left;
+			ssize_t n = pread(c->file_fd, c->out.data + c->out.len, want, c->file_off);
+			if (n <=
+			    0) { /* the file shrank or failed under us: the length is a lie now */
+				gw_log("%s: read failed: %s", c->path,
+				       n ? strerror(errno) : "file shrank");
+				gw_conn_close(c);
+				return -1;
+			}
+			c->out.len += (size_t)n;
+			c->file_off += n;
+			c->file_left -= n;
+		}
+		size_t n = fk_buf_size(&c->out);
+		if (!n)
+			break;
+		ssize_t w = send(c->fd, fk_buf_head(&c->out), n, MSG_NOSIGNAL);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				return 0;
+			gw_conn_close(c);
+			return -1;
+		}
+		fk_buf_consume(&c->out, (size_t)w);
+		c->t_act = fk_now_ms();
+	}
+	if (c->resp_done && !c->file_left && !c->up &&
+	    (c->state == GW_UPSTREAM || c->state == GW_LOCAL)) {
+		gw_req_end(c);
+		return c->dead ? -1 : 0;
+	}
+	return 0;
+}
+
+/* A response made here. `close` also ends the connection after it. */
+static void gw_local_response(gw_conn *c, int status, const char *extra, int close_conn)
+{
+	if (close_conn)
+		c->close_after = 1;
+	if (c->g->stopping || !c->keep_alive)
+		c->close_after = 1;
+	char date[64], body[128];
+	gw_http_date(time(NULL), date, sizeof date);
+	int bl = snprintf(body, sizeof body, "%d %s\n", status, gw_reason(status));
+	gw_appendf(&c->out,
+	           "HTTP/1.1 %d %s\r\nDate: %s\r\nServer: %s\r\nContent-Type: text/plain\r\n"
+	           "Content-Length: %d\r\n%s%s\r\n",
+	           status, gw_reason(status), date, c->g->software, bl, extra ? extra : "",
+	           c->close_after ? "Connection: close\r\n" : "");
+	if (!c->is_head)
+		fk_buf_append(&c->out, body, (size_t)bl);
+	c->status = status;
+	c->resp_started = c->resp_done = 1;
+	c->resp_bytes = c->is_head ? 0 : (uint64_t)bl;
+	c->state = GW_LOCAL;
+}
+
+/* ------------------------------------------------------------------ static files */
+
+/* 1 when the request was answered from --root, 0 when it goes to a backend. */
+static int gw_try_static(gw_conn *c)
+{
+	gw *g = c->g;
+	size_t pl = strlen(c->path), el = strlen(g->script_ext);
+	if (!g->root || pl == 0 || c->path[pl - 1] == '/')
+		return 0;
+	if (el && pl >= el && !strcmp(c->path + pl - el, g->script_ext))
+		return 0;
+	if (!(c->req.method.n == 3 && !memcmp(c->req.method.p, "GET", 3)) && !c->is_head)
+		return 0;
+	char full[PATH_MAX], real[PATH_MAX];
+	if (g->root_len + pl >= sizeof full)
+		return 0;
+	memcpy(full, g->root, g->root_len);
+	memcpy(full + g->root_len, c->path, pl + 1);
+	struct stat st;
+	if (stat(full, &st) || !S_ISREG(st.st_mode))
+		return 0;
+	/* The path was normalised already (no ".." left), but a symlink under root may point
+	 * anywhere: resolve and require the result to stay under root. */
+	if (!realpath(full, real) || strncmp(real, g->root, g->root_len) ||
+	    real[g->root_len] != '/') {
+		gw_local_response(c, 404, NULL, 0);
+		return 1;
+	}
+	int fd = open(real, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0 || fstat(fd, &st) || !S_ISREG(st.st_mode)) {
+		if (fd >= 0)
+			close(fd);
+		gw_local_response(c, errno == EACCES ? 403 : 404, NULL, 0);
+		return 1;
+	}
+	char date[64], lm[64];
+	gw_http_date(time(NULL), date, sizeof date);
+	gw_http_date(st.st_mtime, lm, sizeof lm);
+	if (g->stopping || !c->keep_alive)
+		c->close_after = 1;
+	gw_appendf(&c->out,
+	           "HTTP/1.1 200 OK\r\nDate: %s\r\nServer: %s\r\nContent-Type: %s\r\n"
+	           "Content-Length: %lld\r\nLast-Modified: %s\r\n%s\r\n",
+	           date, g->software, gw_mime(real), (long long)st.st_size, lm,
+	           c->close_after      ? "Connection: close\r\n"
+	           : c->req.minor == 0 ? "Connection: keep-alive\r\n"
+	                               : "");
+	c->status = 200;
+	c->resp_started = c->resp_done = 1;
+	c->state = GW_LOCAL;
+	if (c->is_head || st.st_size == 0) {
+		close(fd);
+		return 1;
+	}
+	c->file_fd = fd;
+	c->file_off = 0;
+	c->file_left = st.st_size;
+	c->resp_bytes = (uint64_t)st.st_size;
+	return 1;
+}
+
+/* ------------------------------------------------------------------ upstream */
+
+static void gw_emit_body(gw_conn *c, const void *data, size_t len)
+{
+	if (c->no_body || !len)
+		return;
+	if (c->cl_left >= 0) {
+		if ((uint64_t)c->cl_left < len)
+			len = (size_t)c
+			              ->cl_left; /* more than it announced: the excess is dropped */
+		c->cl_left -= (int64_t)len;
+		if (!len)
+			return;
+	}
+	if (c->chunked_out)
+		gw_appendf(&c->out, "%zx\r\n", len);
+	fk_buf_append(&c->out, data, len);
+	if (c->chunked_out)
+		fk_buf_append(&c->out, "\r\n", 2);
+	c->resp_bytes += len;
+}
+
+static int gw_hdr_is(const fcgi_header *h, const char *name)
+{
+	return h->name_len == strlen(name) && !strncasecmp(h->name, name, h->name_len);
+}
+
+static void gw_emit_head(gw_conn *c, const fcgi_cgi_head *h, const fcgi_header *hs)
+{
+	gw *g = c->g;
+	int st = h->status;
+	c->status = st;
+	c->no_body = c->is_head || st < 200 || st == 204 || st == 304;
+	if (st < 200) /* an interim status cannot be the final answer of a CGI program */
+		c->status = st = 502;
+	char date[64];
+	gw_http_date(time(NULL), date, sizeof date);
+	if (h->reason && h->reason_len)
+		gw_appendf(&c->out, "HTTP/1.1 %d %.*s\r\n", st, (int)h->reason_len, h->reason);
+	else
+		gw_appendf(&c->out, "HTTP/1.1 %d %s\r\n", st, gw_reason(st));
+	gw_appendf(&c->out, "Date: %s\r\nServer: %s\r\n", date, g->software);
+	for (size_t i = 0; i < h->nheaders; i++) {
+		const fcgi_header *x = &hs[i];
+		/* hop-by-hop fields are the gateway's to set */
+		if (gw_hdr_is(x, "connection") || gw_hdr_is(x, "transfer-encoding") ||
+		    gw_hdr_is(x, "keep-alive") || gw_hdr_is(x, "date") || gw_hdr_is(x, "server"))
+			continue;
+		if (gw_hdr_is(x, "content-length")) {
+			uint64_t v = 0;
+			size_t k = 0;
+			for (;
+			     k < x->value_len && x->value[k] >= '0' && x->value[k] <= '9' && k < 18;
+			     k++)
+				v = v * 10 + (uint64_t)(x->value[k] - '0');
+			if (k == 0 || k != x->value_len || c->cl_left >= 0)
+				continue; /* unusable or repeated: frame it ourselves instead */
+			c->cl_left = (int64_t)v;
+		}
+		gw_appendf(&c->out, "%.*s: %.*s\r\n", (int)x->name_len, x->name, (int)x->value_len,
+		           x->value);
+	}
+	if (c->cl_left < 0 && !c->no_body) {
+		if (c->req.minor >= 1) {
+			c->chunked_out = 1;
+			fk_buf_append(&c->out, "Transfer-Encoding: chunked\r\n", 28);
+		} else {
+			c->close_after = 1; /* HTTP/1.0: the end of the connection ends the body */
+		}
+	}
+	if (!c->keep_alive || g->stopping)
+		c->close_after = 1;
+	if (c->close_after)
+		fk_buf_append(&c->out, "Connection: close\r\n", 19);
+	else if (c->req.minor == 0)
+		fk_buf_append(&c->out, "Connection: keep-alive\r\n", 24);
+	fk_buf_append(&c->out, "\r\n", 2);
+	c->resp_started = 1;
+}
+
+static void gw_on_stderr(gw_conn *c, const char *data, size_t len)
+{
+	/* One log line per line the application wrote, prefixed so it can be traced back. */
+	if (len == 0 && fk_buf_size(&c->errline))
+		data = "\n", len = 1;
+	for (size_t i = 0; i < len; i++) {
+		if (data[i] != '\n' && fk_buf_size(&c->errline) < 4096) {
+			fk_buf_append(&c->errline, &data[i], 1);
+			continue;
+		}
+		if (data[i] != '\n')
+			continue; /* over-long line: the rest is dropped */
+		gw_log("%s: %.*s: stderr: %.*s", c->up_name ? c->up_name : "?",
+		       (int)c->req.target.n, c->req.target.p, (int)fk_buf_size(&c->errline),
+		       (const char *)fk_buf_head(&c->errline));
+		fk_buf_reset(&c->errline);
+	}
+}
+
+static void gw_on_output(fcgi_client_req *r, int stream, const void *data, size_t len, void *ud)
+{
+	(void)r;
+	gw_conn *c = ud;
+	if (stream == FCGI_CLIENT_STDERR) {
+		gw_on_stderr(c, data, len);
+		return;
+	}
+	if (len)
+		c->got_output = 1;
+	if (c->cgi_bad)
+		return;
+	if (!c->cgi_parsed) {
+		if (!len)
+			return; /* STDOUT ended before a head: judged when the request is done */
+		if (fk_buf_append(&c->cgihead, data, len)) {
+			c->cgi_bad = 1;
+			return;
+		}
+		fcgi_cgi_head h;
+		fcgi_header hs[GW_CGI_HEADERS_MAX];
+		ssize_t n = fcgi_cgi_head_parse((const char *)fk_buf_head(&c->cgihead),
+		                                fk_buf_size(&c->cgihead), &h, hs,
+		                                GW_CGI_HEADERS_MAX, GW_CGI_HEAD_MAX);
+		if (n == 0)
+			return;
+		if (n < 0) {
+			c->cgi_bad = 1;
+			gw_mark_dirty(c);
+			return;
+		}
+		gw_emit_head(c, &h, hs);
+		c->cgi_parsed = 1;
+		gw_emit_body(c, fk_buf_head(&c->cgihead) + n, fk_buf_size(&c->cgihead) - (size_t)n);
+		fk_buf_free(&c->cgihead);
+	} else if (len) {
+		gw_emit_body(c, data, len);
+	} else if (c->chunked_out) {
+		fk_buf_append(&c->out, "0\r\n\r\n", 5);
+		c->chunked_out = 0; /* terminated */
+	}
+	if (fk_buf_size(&c->out) > c->g->max_buffer)
+		c->overflow = 1;
+	gw_mark_dirty(c);
+}
+
+static void gw_on_done(fcgi_client_req *r, int err, void *ud)
+{
+	(void)r;
+	gw_conn *c = ud;
+	c->up_done = 1;
+	c->up_err = err;
+	gw_mark_dirty(c);
+}
+
+/* An upstream failure, seen from the HTTP side: an error page if nothing was sent yet, else
+ * the connection is cut (a truncated body must not look complete). */
+static void gw_up_fail(gw_conn *c, int status)
+{
+	if (!c->resp_started) {
+		gw_local_response(c, status, NULL, 0);
+	} else {
+		c->close_after = 1;
+		c->resp_done = 1;
+		c->state = GW_LOCAL;
+	}
+}
+
+/* Called outside the client library once the request's done callback has run. */
+static void gw_up_finished(gw_conn *c)
+{
+	gw *g = c->g;
+	int err = c->up_err, idx = c->up_idx;
+	int64_t now = fk_now_ms();
+	c->up_ms = now - c->t_up;
+	char why[256];
+	snprintf(why, sizeof why, "%s", fcgi_client_req_strerror(c->up));
+	fcgi_client_req_free(c->up);
+	c->up = NULL;
+	c->up_done = 0;
+	if (fk_buf_size(&c->errline))
+		gw_on_stderr(c, "", 0);
+
+	if (err == FCGI_OK) {
+		fk_bal_report_success(g->bal, idx, now);
+		fk_bal_release(g->bal, idx);
+		if (!c->cgi_parsed) {
+			gw_log("%s: %.*s: %s", g->be[idx].addr, (int)c->req.target.n,
+			       c->req.target.p,
+			       c->cgi_bad ? "malformed CGI response head" : "no CGI response head");
+			gw_up_fail(c, 502);
+			return;
+		}
+		if (c->cl_left > 0 || c->chunked_out)
+			c->close_after = 1; /* shorter than announced, or STDOUT never ended */
+		c->resp_done = 1;
+		c->state = GW_LOCAL;
+		return;
+	}
+	if (err == FCGI_EOVERLOADED) {
+		fk_bal_release(g->bal, idx);
+		fk_bal_report_overloaded(g->bal, idx, now);
+		c->overloaded = 1;
+		if (!c->got_output) {
+			gw_up_start(c);
+			return;
+		}
+		gw_up_fail(c, 503);
+		return;
+	}
+	fk_bal_fail_kind kind = FK_BAL_FAIL_RESET;
+	int status = 502;
+	if (err == FCGI_ETIMEDOUT) {
+		kind = FK_BAL_FAIL_TIMEOUT;
+		status = 504;
+	} else if (err == FCGI_EPROTO) {
+		kind = FK_BAL_FAIL_PROTOCOL;
+	} else if (err == FCGI_ESYS && !c->got_output) {
+		kind = FK_BAL_FAIL_CONNECT;
+	}
+	gw_log("%s: %.*s: %s", g->be[idx].addr, (int)c->req.target.n, c->req.target.p, why);
+	if (err == FCGI_ECANTMPX || err == FCGI_EUNKNOWNROLE) {
+		fk_bal_report_success(g->bal, idx, now); /* it answered: it works, differently */
+		fk_bal_release(g->bal, idx);
+	} else {
+		fk_bal_report_failure(g->bal, idx, now, kind);
+		fk_bal_release(g->bal, idx);
+		/* Refused or reset before any response byte: nothing reached the client, so another
+		 * backend may answer. A timeout is not retried: the application may still be
+		 * working on it. */
+		if (!c->got_output && err != FCGI_ETIMEDOUT) {
+			gw_up_start(c);
+			return;
+		}
+	}
+	gw_up_fail(c, status);
+}
+
+/* Picks a backend not tried yet for this request and sends the request there. */
+static void gw_up_start(gw_conn *c)
+{
+	gw *g = c->g;
+	int64_t now = fk_now_ms();
+	int idx = fk_bal_pick(g->bal, now, NULL, 0, &c->tried);
+	if (idx < 0) {
+		gw_up_fail(c, c->overloaded ? 503 : 502);
+		return;
+	}
+	fk_bal_tried_add(&c->tried, idx);
+	fk_bal_acquire(g->bal, idx);
+	c->up_idx = idx;
+	c->up_name = g->be[idx].addr;
+	c->t_up = now;
+	c->state = GW_UPSTREAM;
+	fcgi_client_req *r;
+	int rc = fcgi_client_req_new(g->be[idx].cli, &r);
+	if (rc) {
+		fk_bal_release(g->bal, idx);
+		gw_up_fail(c, 500);
+		return;
+	}
+	for (size_t i = 0; i < c->params.n && !rc; i++)
+		rc = fcgi_client_req_add_param(r, c->params.v[i].name, c->params.v[i].value);
+	if (!rc && fk_buf_size(&c->body))
+		rc = fcgi_client_req_body(r, fk_buf_head(&c->body), fk_buf_size(&c->body));
+	if (!rc)
+		rc = fcgi_client_req_on_output(r, gw_on_output, c);
+	if (!rc)
+		rc = fcgi_client_req_on_done(r, gw_on_done, c);
+	if (!rc)
+		rc = fcgi_client_req_send(r);
+	if (rc) {
+		gw_log("%s: cannot queue the request: %s", c->up_name, fcgi_strerror(rc));
+		fcgi_client_req_free(r);
+		fk_bal_release(g->bal, idx);
+		gw_up_fail(c, 500);
+		return;
+	}
+	c->up = r;
+}
+
+/* ------------------------------------------------------------------ request intake */
+
+static void gw_dispatch(gw_conn *c)
+{
+	gw *g = c->g;
+	if (gw_try_static(c))
+		return;
+	gw_cgi_in in = {
+	        .req = &c->req,
+	        .path = c->path,
+	        .root = g->doc_root,
+	        .script_ext = g->script_ext,
+	        .index = g->index,
+	        .has_body = c->req.body != FK_HTTP_BODY_NONE,
+	        .body_len = fk_buf_size(&c->body),
+	        .remote_addr = c->raddr,
+	        .remote_port = c->rport,
+	        .server_addr = c->laddr,
+	        .server_port = c->lport,
+	        .software = g->software,
+	};
+	if (gw_cgi_map(&in, &c->params)) {
+		gw_local_response(c, 500, NULL, 1);
+		return;
+	}
+	gw_up_start(c);
+}
+
+/* The head is complete at in[0..n): keep a copy (the `in` buffer moves as it grows) and
+ * set the request up. */
+static void gw_head_done(gw_conn *c, size_t n)
+{
+	gw *g = c->g;
+	fk_buf_reset(&c->head);
+	if (fk_buf_append(&c->head, fk_buf_head(&c->in), n)) {
+		gw_conn_close(c);
+		return;
+	}
+	fk_buf_consume(&c->in, n);
+	c->req.headers = c->hs;
+	c->req.nheaders = FK_HTTP_MAX_HEADERS_DEFAULT;
+	fk_http_limits lim = {.max_body = g->max_body};
+	int st = 0;
+	/* Parsing the same bytes again gives the same answer (the parser is a function of the
+	 * bytes), now with slices into the copy. */
+	if (fk_http_parse_request((const char *)fk_buf_head(&c->head), n, 0, &lim, &c->req, &st,
+	                          NULL) != (int)n) {
+		gw_conn_close(c);
+		return;
+	}
+	c->have_req = 1;
+	c->t_start = fk_now_ms();
+	c->is_head = c->req.method.n == 4 && !memcmp(c->req.method.p, "HEAD", 4);
+	c->keep_alive = c->req.keep_alive && !g->stopping;
+	c->path = malloc(c->req.path.n + 1);
+	if (!c->path) {
+		gw_local_response(c, 500, NULL, 1);
+		return;
+	}
+	if (c->req.form == FK_HTTP_FORM_ASTERISK ||
+	    gw_path_normalize(c->req.path.p, c->req.path.n, c->path) < 0) {
+		/* the body (if any) will not be read: the framing is lost, so close */
+		gw_local_response(c, 400, NULL, 1);
+		return;
+	}
+	c->state = GW_BODY;
+	if (c->req.body == FK_HTTP_BODY_LENGTH) {
+		/* not reserved up front: an announced length costs memory only as it arrives */
+		c->body_left = c->req.content_length;
+	} else if (c->req.body == FK_HTTP_BODY_CHUNKED) {
+		fk_http_chunked_init(&c->ch);
+		c->ch.max_body = g->max_body;
+	}
+	/* RFC 9110 §10.1.1: the client waits for this before sending the body. Skipped when
+	 * the body is already here (the client did not wait). */
+	if (c->req.expect_continue && !fk_buf_size(&c->in))
+		fk_buf_append(&c->out, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+}
+
+/* Moves body bytes from `in`. Returns 1 when the body is complete, 0 for more, -1 when the
+ * connection got an error response. */
+static int gw_body_take(gw_conn *c)
+{
+	if (c->req.body == FK_HTTP_BODY_NONE)
+		return 1;
+	if (c->req.body == FK_HTTP_BODY_LENGTH) {
+		size_t n = fk_buf_size(&c->in);
+		if (n > c->body_left)
+			n = (size_t)c->body_left;
+		if (n) {
+			if (fk_buf_append(&c->body, fk_buf_head(&c->in), n)) {
+				gw_local_response(c, 500, NULL, 1);
+				return -1;
+			}
+			fk_buf_consume(&c->in, n);
+			c->body_left -= n;
+		}
+		return c->body_left == 0;
+	}
+	for (;;) {
+		const char *d;
+		size_t dl;
+		int done = 0;
+		int rc = fk_http_chunked_feed(&c->ch, (const char *)fk_buf_head(&c->in),
+		                              fk_buf_size(&c->in), &d, &dl, &done);
+		if (rc < 0) {
+			gw_local_response(c, c->ch.status ? c->ch.status : 400, NULL, 1);
+			return -1;
+		}
+		if (dl && fk_buf_append(&c->body, d, dl)) {
+			gw_local_response(c, 500, NULL, 1);
+			return -1;
+		}
+		fk_buf_consume(&c->in, (size_t)rc);
+		if (done)
+			return 1;
+		if (rc == 0 || !fk_buf_size(&c->in))
+			return 0;
+	}
+}
+
+/* Makes every step the buffered input allows. */
+static void gw_conn_advance(gw_conn *c)
+{
+	gw *g = c->g;
+	while (!c->dead) {
+		if (c->state == GW_HEAD) {
+			size_t n = fk_buf_size(&c->in);
+			if (!n) {
+				if (g->stopping)
+					gw_conn_close(
+					        c); /* idle between requests: nothing to finish */
+				return;
+			}
+			c->req.headers = c->hs;
+			c->req.nheaders = FK_HTTP_MAX_HEADERS_DEFAULT;
+			int st = 0;
+			const char *why = NULL;
+			fk_http_limits lim = {.max_body = g->max_body};
+			c->is_head = 0;
+			int rc = fk_http_parse_request((const char *)fk_buf_head(&c->in), n, 0,
+			                               &lim, &c->req, &st, &why);
+			if (rc == FCGI_EAGAIN)
+				return;
+			if (rc < 0) {
+				gw_log("%s:%s: request refused: %d %s", c->raddr, c->rport, st,
+				       why ? why : "");
+				c->keep_alive = 0;
+				gw_local_response(c, st ? st : 400, NULL, 1);
+				fk_buf_reset(&c->in);
+				break;
+			}
+			gw_head_done(c, (size_t)rc);
+			continue;
+		}
+		if (c->state == GW_BODY) {
+			int rc = gw_body_take(c);
+			if (rc == 0)
+				return;
+			if (rc > 0)
+				gw_dispatch(c);
+			break;
+		}
+		break;
+	}
+	if (!c->dead && c->state == GW_LOCAL)
+		gw_conn_flush(c);
+}
+
+static void gw_conn_read(gw_conn *c)
+{
+	if (c->state == GW_LINGER) {
+		char sink[4096];
+		ssize_t n = recv(c->fd, sink, sizeof sink, 0);
+		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+			gw_conn_close(c);
+		return;
+	}
+	for (int i = 0; i < 4; i++) {
+		if (c->state != GW_HEAD && c->state != GW_BODY &&
+		    fk_buf_size(&c->in) >= GW_PIPELINE_MAX)
+			return;
+		if (fk_buf_reserve(&c->in, GW_READ_CHUNK)) {
+			gw_conn_close(c);
+			return;
+		}
+		ssize_t n = recv(c->fd, c->in.data + c->in.len, GW_READ_CHUNK, 0);
+		if (n > 0) {
+			if (c->state == GW_HEAD && fk_buf_size(&c->in) == 0)
+				c->t_head = fk_now_ms();
+			c->in.len += (size_t)n;
+			c->t_act = fk_now_ms();
+			if ((size_t)n < GW_READ_CHUNK)
+				return;
+			continue;
+		}
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+			return;
+		/* EOF or error. A client that went away mid-request: the backend's work is
+		 * abandoned (gw_conn_close aborts the FastCGI request). */
+		gw_conn_close(c);
+		return;
+	}
+}
+
+/* ------------------------------------------------------------------ loop */
+
+static void gw_accept(gw *g)
+{
+	for (int i = 0; i < 64 && g->nconns < g->max_conns; i++) {
+		struct sockaddr_storage ss;
+		socklen_t sl = sizeof ss;
+		int fd = accept4(g->lfd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
+			    errno != ECONNABORTED)
+				gw_log("accept: %s", strerror(errno));
+			return;
+		}
+		gw_conn *c = calloc(1, sizeof *c);
+		if (!c) {
+			close(fd);
+			continue;
+		}
+		c->kind = GW_T_CONN;
+		c->g = g;
+		c->fd = fd;
+		c->file_fd = -1;
+		c->cl_left = -1;
+		c->up_ms = -1;
+		c->t_act = c->t_head = fk_now_ms();
+		gw_addr_strings(&ss, c->raddr, sizeof c->raddr, c->rport, sizeof c->rport);
+		struct sockaddr_storage ls;
+		socklen_t ll = sizeof ls;
+		if (!getsockname(fd, (struct sockaddr *)&ls, &ll))
+			gw_addr_strings(&ls, c->laddr, sizeof c->laddr, c->lport, sizeof c->lport);
+		if (ss.ss_family != AF_UNIX) {
+			int one = 1;
+			setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+		}
+		if (fk_ev_add(&g->ev, fd, FK_EV_IN, c)) {
+			close(fd);
+			free(c);
+			continue;
+		}
+		c->ev_mask = FK_EV_IN;
+		c->next = g->conns;
+		if (g->conns)
+			g->conns->prev = c;
+		g->conns = c;
+		g->nconns++;
+	}
+	if (g->nconns >= g->max_conns && !g->lpaused) {
+		fk_ev_mod(&g->ev, g->lfd, 0, &g->listen_kind); /* resumed when one closes */
+		g->lpaused = 1;
+	}
+}
+
+static void gw_sweep(gw *g, int64_t now)
+{
+	for (gw_conn *c = g->conns, *next; c; c = next) {
+		next = c->next;
+		int64_t limit = 0;
+		if (c->state == GW_LINGER)
+			limit = c->t_act + GW_LINGER_MS;
+		else if (fk_buf_size(&c->out) || c->file_left)
+			limit = c->t_act + g->send_to;
+		else if (c->state == GW_HEAD && fk_buf_size(&c->in))
+			limit = c->t_head + g->header_to;
+		else if (c->state == GW_HEAD)
+			limit = c->t_act + g->idle_to;
+		else if (c->state == GW_BODY)
+			limit = c->t_act + g->idle_to;
+		if (!limit || now < limit)
+			continue;
+		if (c->state == GW_HEAD && fk_buf_size(&c->in) && !fk_buf_size(&c->out)) {
+			c->keep_alive = 0;
+			fk_buf_reset(&c->in);
+			gw_local_response(c, 408, NULL, 1); /* flushed below; linger closes it */
+			gw_conn_flush(c);
+			if (!c->dead)
+				gw_conn_update_ev(c);
+			continue;
+		}
+		if (c->state != GW_HEAD && c->state != GW_LINGER)
+			gw_log("%s:%s: timeout in %s", c->raddr, c->rport, gw_state_name(c->state));
+		gw_conn_close(c);
+	}
+}
+
+static void gw_begin_stop(gw *g)
+{
+	g->stopping = 1;
+	g->stop_deadline = fk_now_ms() + 10000;
+	if (g->lfd >= 0) {
+		fk_ev_del(&g->ev, g->lfd);
+		close(g->lfd);
+		g->lfd = -1;
+	}
+	for (gw_conn *c = g->conns, *next; c; c = next) {
+		next = c->next;
+		if (c->state == GW_HEAD && !fk_buf_size(&c->in) && !fk_buf_size(&c->out))
+			gw_conn_close(c);
+	}
+	gw_log("stopping: %u connection(s) finishing", g->nconns);
+}
+
+static int gw_loop(gw *g)
+{
+	fk_ev_item items[128];
+	int64_t next_sweep = fk_now_ms() + 1000;
+	for (;;) {
+		if (gw_signalled && !g->stopping)
+			gw_begin_stop(g);
+		if (gw_signalled > 1 ||
+		    (g->stopping && (!g->nconns || fk_now_ms() >= g->stop_deadline)))
+			break;
+		int timeout = 1000;
+		for (size_t i = 0; i < g->nbe; i++) {
+			int t = fcgi_client_next_timeout(g->be[i].cli);
+			if (fcgi_client_fd(g->be[i].cli) < 0 && (t < 0 || t > 10))
+				t = 10; /* poll fallback: no descriptor to wait on */
+			if (t >= 0 && t < timeout)
+				timeout = t;
+		}
+		fk_ev_prepare(&g->ev);
+		int n = fk_ev_wait(&g->ev, items, 128, timeout);
+		if (n < 0)
+			n = 0;
+		for (int i = 0; i < n; i++) {
+			int kind = *(int *)items[i].ptr;
+			if (kind == GW_T_LISTEN) {
+				if (g->lfd >= 0)
+					gw_accept(g);
+			} else if (kind == GW_T_CONN) {
+				gw_conn *c = items[i].ptr;
+				if (c->dead)
+					continue;
+				if (items[i].events & (FK_EV_IN | FK_EV_ERR))
+					gw_conn_read(c);
+				if (!c->dead && (items[i].events & FK_EV_OUT))
+					gw_conn_flush(c);
+				if (!c->dead) {
+					gw_conn_advance(c);
+					gw_conn_update_ev(c);
+				}
+			}
+		}
+		for (size_t i = 0; i < g->nbe; i++)
+			fcgi_client_process(g->be[i].cli, 0);
+		while (g->dirty) {
+			gw_conn *c = g->dirty;
+			g->dirty = c->dirty_next;
+			c->dirty = 0;
+			if (c->dead)
+				continue;
+			if (c->overflow && c->up) {
+				gw_log("%.*s: response buffer over %zu bytes (slow client): "
+				       "aborted",
+				       (int)c->req.target.n, c->req.target.p, g->max_buffer);
+				fk_bal_release(g->bal,
+				               c->up_idx); /* the backend did nothing wrong */
+				fcgi_client_req_free(c->up);
+				c->up = NULL;
+				gw_conn_close(c);
+				continue;
+			}
+			if (c->up_done && c->up)
+				gw_up_finished(c);
+			if (!c->dead && (c->state == GW_HEAD || c->state == GW_BODY))
+				gw_conn_advance(c);
+			if (!c->dead)
+				gw_conn_flush(c);
+			if (!c->dead)
+				gw_conn_update_ev(c);
+		}
+		int64_t now = fk_now_ms();
+		if (now >= next_sweep) {
+			gw_sweep(g, now);
+			next_sweep = now + 1000;
+		}
+		while (g->dead) {
+			gw_conn *c = g->dead;
+			g->dead = c->dead_next;
+			gw_conn_free(c);
+		}
+	}
+	while (g->conns)
+		gw_conn_close(g->conns);
+	while (g->dead) {
+		gw_conn *c = g->dead;
+		g->dead = c->dead_next;
+		gw_conn_free(c);
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------------ setup */
+
+static int gw_listen(gw *g, const char *spec)
+{
+	fk_addr a;
+	if (fk_addr_parse(spec, &a)) {
+		gw_log("--listen %s: not an address", spec);
+		return -1;
+	}
+	int fd = socket(a.ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		gw_log("socket: %s", strerror(errno));
+		return -1;
+	}
+	int one = 1;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+	if (a.ss.ss_family == AF_UNIX)
+		unlink(((struct sockaddr_un *)&a.ss)->sun_path);
+	if (bind(fd, (struct sockaddr *)&a.ss, a.len) || listen(fd, 511)) {
+		gw_log("listen %s: %s", spec, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	g->lfd = fd;
+	return 0;
+}
+
+static void gw_usage(FILE *f)
+{
+	fprintf(f,
+	        "usage: fcgikit gateway --listen ADDR --backend ADDR [--backend ADDR ...] "
+	        "[options]\n"
+	        "\n"
+	        "An HTTP/1.1 front for FastCGI applications (see fcgikit-gateway(1)).\n"
+	        "\n"
+	        "  -l, --listen ADDR        HTTP address: 127.0.0.1:8080, [::1]:8080, :8080\n"
+	        "  -b, --backend ADDR       FastCGI backend (unix:/path, HOST:PORT); repeatable\n"
+	        "  -r, --root DIR           serve existing files under DIR statically (GET/HEAD);\n"
+	        "                           also DOCUMENT_ROOT (default: the current directory)\n"
+	        "      --balance rr|least   backend choice: smooth weighted round-robin (default)\n"
+	        "                           or least outstanding requests\n"
+	        "      --index NAME         appended to a script path ending in '/' (index.php)\n"
+	        "      --script-ext EXT     never served statically; PATH_INFO splits after it "
+	        "(.php)\n"
+	        "      --max-body BYTES     request body limit (64 MiB), 413 above\n"
+	        "      --max-buffer BYTES   response bytes buffered for a slow client (32 MiB)\n"
+	        "      --max-conns N        HTTP connections at once (1024)\n"
+	        "      --upstream-timeout MS  no byte from a backend that owes one (60000): 504\n"
+	        "      --access-log FILE    access log (default: stdout)\n"
+	        "  -h, --help\n");
+}
+
+static int gw_parse_size(const char *s, uint64_t *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno || end == s || *s == '-')
+		return -1;
+	if (*end == 'k' || *end == 'K')
+		v <<= 10, end++;
+	else if (*end == 'm' || *end == 'M')
+		v <<= 20, end++;
+	else if (*end == 'g' || *end == 'G')
+		v <<= 30, end++;
+	if (*end)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+int fk_tool_gateway(int argc, char **argv)
+{
+	enum { O_BALANCE = 256, O_INDEX, O_EXT, O_MAXBODY, O_MAXBUF, O_MAXCONNS, O_UPTO, O_ACCESS };
+	static const struct option opts[] = {
+	        {"listen", required_argument, NULL, 'l'},
+	        {"backend", required_argument, NULL, 'b'},
+	        {"root", required_argument, NULL, 'r'},
+	        {"balance", required_argument, NULL, O_BALANCE},
+	        {"index", required_argument, NULL, O_INDEX},
+	        {"script-ext", required_argument, NULL, O_EXT},
+	        {"max-body", required_argument, NULL, O_MAXBODY},
+	        {"max-buffer", required_argument, NULL, O_MAXBUF},
+	        {"max-conns", required_argument, NULL, O_MAXCONNS},
+	        {"upstream-timeout", required_argument, NULL, O_UPTO},
+	        {"access-log", required_argument, NULL, O_ACCESS},
+	        {"help", no_argument, NULL, 'h'},
+	        {NULL, 0, NULL, 0},
+	};
+	gw g0 = {0}, *g = &g0;
+	g->lfd = -1;
+	g->listen_kind = GW_T_LISTEN;
+	g->index = "index.php";
+	g->script_ext = ".php";
+	g->max_body = 64u << 20;
+	g->max_buffer = 32u << 20;
+	g->max_conns = 1024;
+	g->header_to = 10000;
+	g->idle_to = 60000;
+	g->send_to = 60000;
+	g->upstream_to = 60000;
+	const char *listen_addr = NULL, *root = NULL, *access = NULL;
+	const char **backends = calloc((size_t)argc + 1, sizeof *backends);
+	size_t nb = 0;
+	fk_bal_policy policy = FK_BAL_WRR;
+	int ch, bad = 0;
+	uint64_t v;
+	if (!backends)
+		return 1;
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "l:b:r:h", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'l':
+			listen_addr = optarg;
+			break;
+		case 'b':
+			backends[nb++] = optarg;
+			break;
+		case 'r':
+			root = optarg;
+			break;
+		case O_BALANCE:
+			if (!strcmp(optarg, "rr") || !strcmp(optarg, "wrr"))
+				policy = FK_BAL_WRR;
+			else if (!strcmp(optarg, "least"))
+				policy = FK_BAL_LEAST;
+			else
+				bad = 1;
+			break;
+		case O_INDEX:
+			g->index = optarg;
+			break;
+		case O_EXT:
+			g->script_ext = optarg;
+			break;
+		case O_MAXBODY:
+			bad |= gw_parse_size(optarg, &g->max_body) || !g->max_body ||
+			       g->max_body > ((uint64_t)1 << 40);
+			break;
+		case O_MAXBUF:
+			bad |= gw_parse_size(optarg, &v) || v < 65536 || v > ((uint64_t)1 << 40);
+			g->max_buffer = (size_t)v;
+			break;
+		case O_MAXCONNS:
+			bad |= gw_parse_size(optarg, &v) || !v || v > 1000000;
+			g->max_conns = (unsigned)v;
+			break;
+		case O_UPTO:
+			bad |= gw_parse_size(optarg, &v) || !v || v > 86400000;
+			g->upstream_to = (unsigned)v;
+			break;
+		case O_ACCESS:
+			access = optarg;
+			break;
+		case 'h':
+			gw_usage(stdout);
+			free(backends);
+			return 0;
+		default:
+			bad = 1;
+		}
+	}
+	if (bad || optind != argc || !listen_addr || !nb) {
+		if (!bad && (!listen_addr || !nb))
+			gw_log("--listen and at least one --backend are required");
+		gw_usage(stderr);
+		free(backends);
+		return 2;
+	}
+	int rc = 1, ev_ok = 0;
+	snprintf(g->software, sizeof g->software, "fcgikit/%s", fcgi_version());
+	char rootbuf[PATH_MAX], cwd[PATH_MAX];
+	if (root) {
+		if (!realpath(root, rootbuf)) {
+			gw_log("--root %s: %s", root, strerror(errno));
+			free(backends);
+			return 1;
+		}
+		/* "/" as root: the prefix check then wants "/" + '/', so keep it as "" */
+		if (!strcmp(rootbuf, "/"))
+			rootbuf[0] = '\0';
+		g->root = g->doc_root = rootbuf;
+		g->root_len = strlen(rootbuf);
+	} else {
+		g->doc_root = getcwd(cwd, sizeof cwd) ? cwd : "";
+	}
+	g->access = stdout;
+	if (access && !(g->access = fopen(access, "ae"))) {
+		gw_log("--access-log %s: %s", access, strerror(errno));
+		free(backends);
+		return 1;
+	}
+	setvbuf(g->access, NULL, _IOLBF, 0);
+
+	struct sigaction sa = {0};
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGPIPE, &sa, NULL);
+	sa.sa_handler = gw_on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+
+	fk_bal_backend_conf *bconf = calloc(nb, sizeof *bconf);
+	g->be = calloc(nb, sizeof *g->be);
+	if (!bconf || !g->be || fk_ev_init(&g->ev))
+		goto out;
+	ev_ok = 1;
+	g->nbe = nb;
+	for (size_t i = 0; i < nb; i++) {
+		gw_backend *b = &g->be[i];
+		b->kind = GW_T_BACKEND;
+		b->g = g;
+		b->addr = backends[i];
+		if (fcgi_client_new(&b->cli, b->addr)) {
+			gw_log("--backend %s: not an address", b->addr);
+			goto out;
+		}
+		fcgi_client_set_opt(b->cli, FCGI_CLIENT_READ_TIMEOUT_MS, g->upstream_to);
+		fcgi_client_set_opt(b->cli, FCGI_CLIENT_WRITE_TIMEOUT_MS, g->upstream_to);
+		if (fcgi_client_fd(b->cli) >= 0)
+			fk_ev_add(&g->ev, fcgi_client_fd(b->cli), FK_EV_IN, b);
+		bconf[i].id = b->addr;
+		bconf[i].id_len = strlen(b->addr);
+		bconf[i].weight = 1;
+	}
+	fk_bal_config bc;
+	fk_bal_config_default(&bc);
+	bc.policy = policy;
+	/* Every backend ejected: try them anyway (nginx does) rather than refuse outright. */
+	bc.all_down_fallback = 1;
+	if (fk_bal_group_new(&g->bal, &bc, bconf, nb))
+		goto out;
+	if (gw_listen(g, listen_addr))
+		goto out;
+	fk_ev_add(&g->ev, g->lfd, FK_EV_IN, &g->listen_kind);
+	gw_log("listening on %s, %zu backend(s)%s%s", listen_addr, nb, g->root ? ", root " : "",
+	       g->root ? g->root : "");
+	rc = gw_loop(g);
+	gw_log("stopped");
+out:
+	if (g->lfd >= 0)
+		close(g->lfd);
+	for (size_t i = 0; i < g->nbe; i++)
+		if (g->be[i].cli)
+			fcgi_client_free(g->be[i].cli);
+	fk_bal_group_free(g->bal);
+	if (ev_ok)
+		fk_ev_close(&g->ev);
+	if (g->access && g->access != stdout)
+		fclose(g->access);
+	free(g->be);
+	free(bconf);
+	free(backends);
+	return rc;
+}

@@ -1,0 +1,642 @@
+#!/usr/bin/env python3
+"""`fcgikit gateway`: the HTTP/1.1 front, tested from the outside with curl and raw sockets.
+
+Backends: build/examples/echo (the echo contract: 200, body = request body, X-Request-Method,
+X-Query) and build/examples/hello on Unix sockets in a fresh directory, php-cgi8.2 (through
+spawn-fcgi, or `fcgikit pm` when spawn-fcgi is missing) for the CGI parameters an application
+really sees. Gateways listen on free 127.0.0.1 ports. Every wait is bounded; only processes
+started here are signalled, by pid.
+
+Prints TAP. php-cgi missing: its tests are skipped, not failed.
+
+  tests/gateway/run.py [-v] [NAME...]     (names select tests by substring)
+  FCGIKIT_BUILD=build-san tests/gateway/run.py     (against the sanitizer build)
+"""
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, "tests", "peers"))
+import peers  # noqa: E402
+
+BUILD = os.path.abspath(os.environ.get("FCGIKIT_BUILD", os.path.join(ROOT, "build")))
+FCGIKIT = os.path.join(BUILD, "fcgikit")
+ECHO = os.path.join(BUILD, "examples", "echo")
+HELLO = os.path.join(BUILD, "examples", "hello")
+PHP_CGI = shutil.which("php-cgi8.2") or shutil.which("php-cgi")
+SPAWN_FCGI = shutil.which("spawn-fcgi")
+CURL = shutil.which("curl") or "/usr/bin/curl"
+VERBOSE = "-v" in sys.argv
+SELECT = [a for a in sys.argv[1:] if not a.startswith("-")]
+
+results = []
+gateways = []  # every gateway started: their logs are checked for sanitizer reports
+procs = []  # every process started here, stopped at the end by pid
+
+
+def tap(ok, name, diag="", skip=None):
+    results.append(ok or bool(skip))
+    n = len(results)
+    if skip:
+        print("ok %d - %s # SKIP %s" % (n, name, skip), flush=True)
+        return
+    print("%s %d - %s" % ("ok" if ok else "not ok", n, name), flush=True)
+    if not ok and diag:
+        for line in str(diag).splitlines()[-30:]:
+            print("# " + line, flush=True)
+
+
+def wait_for(pred, seconds=10.0, step=0.05):
+    return peers.wait_for(pred, seconds, step)
+
+
+def run(args, timeout=30, input_bytes=None):
+    if VERBOSE:
+        print("# $ " + " ".join(args), flush=True)
+    try:
+        p = subprocess.run(args, input=input_bytes, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, timeout=timeout)
+        return p.returncode, p.stdout, p.stderr.decode("utf-8", "replace")
+    except subprocess.TimeoutExpired:
+        return -999, b"", "timed out after %ss" % timeout
+
+
+def start(args, log, **kw):
+    lf = open(log, "ab")
+    p = subprocess.Popen(args, stdout=lf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, **kw)
+    lf.close()
+    procs.append(p)
+    return p
+
+
+def stop(p, seconds=10):
+    peers.stop_process(p, seconds)
+    return p.returncode
+
+
+def read_file(path):
+    try:
+        with open(path, errors="replace") as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+class Backend:
+    def __init__(self, tmp, name, binary=ECHO):
+        self.sock = os.path.join(tmp, name + ".sock")
+        self.log = os.path.join(tmp, name + ".log")
+        self.addr = "unix:" + self.sock
+        self.proc = start([binary, self.addr], self.log)
+        if not wait_for(lambda: self.proc.poll() is not None or peers.unix_open(self.sock), 10):
+            raise RuntimeError("backend %s did not come up: %s" % (name, read_file(self.log)))
+
+    def stop(self):
+        stop(self.proc)
+
+
+class Gateway:
+    def __init__(self, tmp, name, backends, extra=()):
+        self.port = peers.free_port()
+        self.log = os.path.join(tmp, name + ".err")
+        self.access = os.path.join(tmp, name + ".access")
+        args = [FCGIKIT, "gateway", "--listen", "127.0.0.1:%d" % self.port,
+                "--access-log", self.access] + list(extra)
+        for b in backends:
+            args += ["--backend", b]
+        self.proc = start(args, self.log)
+        if not wait_for(lambda: self.proc.poll() is not None or peers.port_open(self.port), 10):
+            raise RuntimeError("gateway did not come up: " + read_file(self.log))
+        if self.proc.poll() is not None:
+            raise RuntimeError("gateway exited: " + read_file(self.log))
+        self.url = "http://127.0.0.1:%d" % self.port
+        gateways.append(self)
+
+    def stop(self):
+        return stop(self.proc)
+
+    def alive(self):
+        return self.proc.poll() is None
+
+
+def curl(args, timeout=30, input_bytes=None):
+    return run([CURL, "-sS", "--max-time", str(timeout)] + args, timeout=timeout + 5,
+               input_bytes=input_bytes)
+
+
+def split_head(raw):
+    """(status, {lower-name: value}, rest) from the bytes of one HTTP/1.x response head."""
+    head, _, rest = raw.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1])
+    hdrs = {}
+    for line in lines[1:]:
+        k, _, v = line.partition(":")
+        hdrs[k.strip().lower()] = v.strip()
+    return status, hdrs, rest
+
+
+def parse_responses(data, methods):
+    """Splits a byte stream into responses (status, headers, body), using the framing each
+    response announces; `methods` says which requests were HEAD (no body)."""
+    out = []
+    for m in methods:
+        if b"\r\n\r\n" not in data:
+            break
+        status, hdrs, data = split_head(data)
+        while status == 100:
+            status, hdrs, data = split_head(data)
+        if m == "HEAD" or status in (204, 304):
+            body = b""
+        elif "content-length" in hdrs:
+            n = int(hdrs["content-length"])
+            body, data = data[:n], data[n:]
+        elif hdrs.get("transfer-encoding") == "chunked":
+            body = b""
+            while True:
+                line, _, data = data.partition(b"\r\n")
+                size = int(line.split(b";")[0], 16)
+                if size == 0:
+                    _, _, data = data.partition(b"\r\n")
+                    break
+                body += data[:size]
+                data = data[size + 2:]
+        else:
+            body, data = data, b""
+        out.append((status, hdrs, body))
+    return out, data
+
+
+def raw(port, payload, timeout=10):
+    """Sends payload on a fresh connection, returns every byte until the server closes."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    try:
+        s.sendall(payload)
+        buf = b""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            try:
+                d = s.recv(65536)
+            except socket.timeout:
+                break
+            except ConnectionResetError:
+                break
+            if not d:
+                break
+            buf += d
+        return buf
+    finally:
+        s.close()
+
+
+def status_of(raw_bytes):
+    try:
+        return int(raw_bytes.split(b" ", 2)[1])
+    except (IndexError, ValueError):
+        return None
+
+
+def randfile(tmp, name, size):
+    path = os.path.join(tmp, name)
+    with open(path, "wb") as f:
+        f.write(os.urandom(size))
+    return path
+
+
+# ------------------------------------------------------------------------------------ tests
+
+def t_get_query(g):
+    rc, out, err = curl(["-i", g.url + "/x/y?a=1&b=two"])
+    ok = rc == 0 and out.startswith(b"HTTP/1.1 200")
+    status, hdrs, body = split_head(out) if ok else (0, {}, b"")
+    ok = ok and hdrs.get("x-query") == "a=1&b=two" and hdrs.get("x-request-method") == "GET"
+    tap(ok, "GET with a query reaches the backend (X-Query, X-Request-Method)", out[:500] + err.encode())
+
+
+def t_post_1mib(g, tmp):
+    f = randfile(tmp, "1m.bin", 1 << 20)
+    rc, out, err = curl(["-H", "Expect:", "--data-binary", "@" + f, g.url + "/post"])
+    want = open(f, "rb").read()
+    tap(rc == 0 and out == want, "POST 1 MiB random bytes echoed byte-identical",
+        "rc=%d len=%d %s" % (rc, len(out), err))
+
+
+def t_post_8mib(g, tmp):
+    f = randfile(tmp, "8m.bin", 8 << 20)
+    rc, out, err = curl(["-H", "Expect:", "--data-binary", "@" + f, g.url + "/post8"])
+    want = open(f, "rb").read()
+    tap(rc == 0 and out == want, "POST 8 MiB echoed: a large response streams back intact",
+        "rc=%d len=%d %s" % (rc, len(out), err))
+
+
+def t_chunked_upload(g, tmp):
+    f = randfile(tmp, "c.bin", 300000)
+    rc, out, err = curl(["-H", "Transfer-Encoding: chunked", "-H", "Expect:",
+                         "--data-binary", "@" + f, g.url + "/chunked"])
+    want = open(f, "rb").read()
+    tap(rc == 0 and out == want, "chunked upload decoded and echoed byte-identical",
+        "rc=%d len=%d %s" % (rc, len(out), err))
+    # raw chunked with extensions and a trailer
+    req = (b"POST /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+           b"5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nX-Trailer: t\r\n\r\n")
+    rs, _ = parse_responses(raw(g.port, req), ["POST"])
+    tap(len(rs) == 1 and rs[0][0] == 200 and rs[0][2] == b"hello world",
+        "raw chunked body with extension and trailer", repr(rs))
+
+
+def t_expect(g, tmp):
+    f = randfile(tmp, "e.bin", 200000)
+    t0 = time.monotonic()
+    rc, out, err = curl(["-v", "-H", "Expect: 100-continue", "--expect100-timeout", "5",
+                         "--data-binary", "@" + f, g.url + "/expect"])
+    dt = time.monotonic() - t0
+    want = open(f, "rb").read()
+    ok = rc == 0 and out == want and "100 Continue" in err and dt < 3
+    tap(ok, "Expect: 100-continue answered before the body is read (%.2fs)" % dt, err[-1500:])
+
+
+def t_http10(g):
+    rc, out, err = curl(["-0", "-i", "--data-binary", "ten", g.url + "/ten"])
+    ok = rc == 0 and out.startswith(b"HTTP/1.1 200")
+    status, hdrs, body = split_head(out) if ok else (0, {}, b"")
+    ok = ok and body == b"ten" and "transfer-encoding" not in hdrs and \
+        hdrs.get("connection", "").lower() == "close"
+    tap(ok, "HTTP/1.0: body echoed, close-delimited (no chunked)", out[:600] + err.encode())
+    # HTTP/1.0 keep-alive with a static Content-Length response would stay open; a backend
+    # response without Content-Length must close.
+    data = raw(g.port, b"GET /ten10 HTTP/1.0\r\n\r\n")
+    tap(status_of(data) == 200 and b"X-Request-Method: GET" in data,
+        "HTTP/1.0 request without Host", data[:400])
+
+
+def t_head(g):
+    data = raw(g.port, b"HEAD /h?q=1 HTTP/1.1\r\nHost: x\r\n\r\n"
+                       b"GET /after HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    rs, rest = parse_responses(data, ["HEAD", "GET"])
+    ok = (len(rs) == 2 and rs[0][0] == 200 and rs[0][2] == b"" and
+          rs[0][1].get("x-request-method") == "HEAD" and rs[1][0] == 200 and
+          rs[1][1].get("x-request-method") == "GET" and rest == b"")
+    tap(ok, "HEAD: head only, no body bytes (the next response follows directly)", repr(data[:800]))
+
+
+def t_keepalive(g):
+    rc, out, err = curl(["-v", g.url + "/k1", g.url + "/k2", g.url + "/k3"])
+    n = err.lower().count("re-using existing connection")
+    tap(rc == 0 and n >= 2, "keep-alive: curl reuses one connection for three URLs (%d)" % n,
+        err[-2000:])
+
+
+def t_pipeline(g):
+    req = (b"GET /p?n=1 HTTP/1.1\r\nHost: x\r\n\r\n"
+           b"POST /p?n=2 HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nbody"
+           b"GET /p?n=3 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    rs, rest = parse_responses(raw(g.port, req), ["GET", "POST", "GET"])
+    qs = [r[1].get("x-query") for r in rs]
+    ok = qs == ["n=1", "n=2", "n=3"] and rs[1][2] == b"body" and all(r[0] == 200 for r in rs)
+    tap(ok, "pipelining: three requests in one send, three responses in order", repr(rs)[:800])
+
+
+def t_static(g, root):
+    data = open(os.path.join(root, "blob.bin"), "rb").read()
+    rc, out, err = curl(["-D", "-", "-o", os.path.join(root, "..", "blob.out"), g.url + "/blob.bin"])
+    got = open(os.path.join(root, "..", "blob.out"), "rb").read() if rc == 0 else b""
+    hdr = out.decode("latin-1").lower()
+    ok = got == data and "content-type: application/octet-stream" in hdr and \
+        "content-length: %d" % len(data) in hdr and "last-modified:" in hdr
+    tap(ok, "static file from --root: bytes, Content-Type, Content-Length, Last-Modified",
+        hdr + err)
+    rc, out, err = curl(["-i", g.url + "/css/site.css"])
+    ok = rc == 0 and b"content-type: text/css" in out.lower() and out.endswith(b"body{}\n")
+    tap(ok, "static .css gets text/css", out[:400])
+    rc, out, err = curl(["-I", g.url + "/blob.bin"])
+    ok = rc == 0 and b"200" in out.split(b"\r\n")[0] and \
+        ("content-length: %d" % len(data)).encode() in out.lower()
+    tap(ok, "static HEAD: length announced, no body", out[:400])
+    # a .php file under root goes to the backend, never served as source
+    rc, out, err = curl(["-i", g.url + "/secret.php"])
+    tap(rc == 0 and b"<?php" not in out and b"X-Request-Method: GET" in out,
+        "a --script-ext file is forwarded, not served as source", out[:400])
+    # a missing file goes to the backend too
+    rc, out, err = curl(["-i", g.url + "/missing.txt"])
+    tap(rc == 0 and b"X-Request-Method: GET" in out, "a missing file goes to the backend", out[:300])
+
+
+def t_traversal(g):
+    bad = []
+    for target in (b"/../etc/passwd", b"/%2e%2e/%2e%2e/etc/passwd", b"/a/../../etc/passwd",
+                   b"/%2E%2E%2F%2E%2E%2Fetc/passwd", b"/..%2f..%2fetc%2fpasswd",
+                   b"/link-out", b"/a%00.txt"):
+        data = raw(g.port, b"GET " + target + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        st = status_of(data)
+        if b"root:" in data or st not in (400, 403, 404):
+            bad.append((target, st, data[:200]))
+    tap(not bad, "path traversal (.., %2e%2e, %2f, symlink out of root, NUL) refused",
+        repr(bad))
+
+
+def t_smuggling(g):
+    # a kept-alive client before the bad ones: it must keep working after them
+    keep = socket.create_connection(("127.0.0.1", g.port), timeout=10)
+    keep.sendall(b"GET /before HTTP/1.1\r\nHost: x\r\n\r\n")
+    time.sleep(0.1)
+    keep.recv(65536)
+    cases = [
+        ("CL+TE", b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n"
+                  b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n"),
+        ("two CL", b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nContent-Length: 4\r\n\r\nabcd"),
+        ("bare LF", b"GET / HTTP/1.1\nHost: x\n\n"),
+        ("obs-fold", b"GET / HTTP/1.1\r\nHost: x\r\nX-A: a\r\n b\r\n\r\n"),
+        ("space before colon", b"GET / HTTP/1.1\r\nHost : x\r\n\r\n"),
+    ]
+    for name, req in cases:
+        data = raw(g.port, req + b"GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n")
+        st = status_of(data)
+        ok = st == 400 and b"/smuggled" not in data and data.count(b"HTTP/1.1 ") == 1 and \
+            b"connection: close" in data.lower()
+        tap(ok, "smuggling %s: 400, Connection: close, nothing after it served" % name, data[:300])
+    keep.sendall(b"GET /after HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    buf = b""
+    keep.settimeout(5)
+    while True:
+        try:
+            d = keep.recv(65536)
+        except OSError:
+            break
+        if not d:
+            break
+        buf += d
+    keep.close()
+    rc, out, _ = curl([g.url + "/fresh?z=1", "-i"])
+    tap(status_of(buf) == 200 and rc == 0 and b"X-Query: z=1" in out,
+        "other clients unaffected by the refused requests", buf[:300])
+
+
+def t_limits(g):
+    data = raw(g.port, b"POST /big HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999\r\n\r\n")
+    tap(status_of(data) == 413, "Content-Length over --max-body: 413", data[:200])
+    data = raw(g.port, b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+    tap(status_of(data) == 414, "request line over the limit: 414", data[:200])
+    data = raw(g.port, b"GET / HTTP/2.0\r\nHost: x\r\n\r\n")
+    tap(status_of(data) == 505, "HTTP/2.0 request line: 505", data[:200])
+
+
+def t_header_timeout(g):
+    s = socket.create_connection(("127.0.0.1", g.port), timeout=20)
+    s.sendall(b"GET /slow HTTP/1.1\r\nHost: x\r\n")
+    t0 = time.monotonic()
+    buf = b""
+    while True:
+        try:
+            d = s.recv(4096)
+        except OSError:
+            break
+        if not d:
+            break
+        buf += d
+    dt = time.monotonic() - t0
+    s.close()
+    tap(status_of(buf) == 408 and 8 < dt < 15, "incomplete head: 408 after ~10 s (%.1fs)" % dt,
+        buf[:200])
+
+
+def t_access_log(g):
+    text = read_file(g.access)
+    ok = '"GET /x/y?a=1&b=two HTTP/1.1" 200' in text and "unix:" in text
+    tap(ok, "access log: one line per request with status and backend", text[-800:])
+
+
+def t_balance(tmp):
+    e = Backend(tmp, "bal-echo")
+    h = Backend(tmp, "bal-hello", HELLO)
+    g = Gateway(tmp, "gw-bal", [e.addr, h.addr])
+    try:
+        seq = []
+        for i in range(6):
+            rc, out, err = curl(["-i", g.url + "/b?i=%d" % i])
+            seq.append("hello" if b"Hello, World!" in out else
+                       "echo" if b"X-Request-Method" in out else "?%d" % rc)
+        ok = seq in (["echo", "hello"] * 3, ["hello", "echo"] * 3)
+        tap(ok, "round-robin alternates between the two backends", repr(seq))
+        h.stop()  # its socket file stays: connect() is refused from now on
+        bad = []
+        for i in range(8):
+            rc, out, err = curl(["-i", g.url + "/f?i=%d" % i])
+            if rc != 0 or not out.startswith(b"HTTP/1.1 200") or b"X-Query: i=%d" % i not in out:
+                bad.append((i, rc, out[:100], err))
+        tap(not bad, "failover: one backend killed, every following request succeeds", repr(bad))
+        e.stop()
+        rc, out, err = curl(["-i", g.url + "/dead"])
+        tap(out.startswith(b"HTTP/1.1 502"), "all backends down: 502", out[:200])
+        tap(g.alive(), "gateway still running after backend failures", read_file(g.log)[-500:])
+        log = read_file(g.log)
+        tap("refused" in log.lower() or "connect" in log.lower(),
+            "backend failures are logged on stderr", log[-800:])
+    finally:
+        g.stop()
+
+
+def t_least(tmp):
+    e = Backend(tmp, "least-echo")
+    h = Backend(tmp, "least-hello", HELLO)
+    g = Gateway(tmp, "gw-least", [e.addr, h.addr], ["--balance", "least"])
+    try:
+        seen = set()
+        for i in range(6):
+            rc, out, err = curl(["-i", g.url + "/l"])
+            seen.add("hello" if b"Hello, World!" in out else "echo" if b"X-Request-Method" in out else "?")
+        tap(seen == {"hello", "echo"}, "--balance least uses both idle backends", repr(seen))
+    finally:
+        g.stop()
+        e.stop()
+        h.stop()
+
+
+def t_nobackend(tmp):
+    g = Gateway(tmp, "gw-none", ["unix:" + os.path.join(tmp, "nothing.sock")])
+    try:
+        rc, out, err = curl(["-i", g.url + "/"])
+        tap(out.startswith(b"HTTP/1.1 502"), "backend never up: 502 Bad Gateway", out[:300] + err.encode())
+    finally:
+        g.stop()
+
+
+PHP_INFO = "<?php header('Content-Type: application/json'); echo json_encode($_SERVER);\n"
+PHP_REDIRECT = "<?php header('Location: /elsewhere'); echo 'moved';\n"
+PHP_SLEEP = "<?php sleep(1); echo 'late';\n"
+PHP_STATUS = "<?php http_response_code(418); error_log('gw-test-stderr-line'); echo 'teapot';\n"
+
+
+def t_php(tmp):
+    if not PHP_CGI:
+        tap(True, "php-cgi: CGI parameters as the application sees them", skip="php-cgi not installed")
+        return
+    root = os.path.join(tmp, "phproot")
+    os.makedirs(root, exist_ok=True)
+    for name, text in (("info.php", PHP_INFO), ("redir.php", PHP_REDIRECT),
+                       ("status.php", PHP_STATUS), ("sleep.php", PHP_SLEEP)):
+        with open(os.path.join(root, name), "w") as f:
+            f.write(text)
+    sock = os.path.join(tmp, "php.sock")
+    log = os.path.join(tmp, "php.log")
+    if SPAWN_FCGI:
+        p = start([SPAWN_FCGI, "-n", "-s", sock, "--", PHP_CGI], log)
+    else:
+        p = start([FCGIKIT, "pm", "--listen", "unix:" + sock, "--workers", "1", "--", PHP_CGI], log)
+    try:
+        if not wait_for(lambda: peers.unix_open(sock), 10):
+            tap(False, "php-cgi came up", read_file(log))
+            return
+        g = Gateway(tmp, "gw-php", ["unix:" + sock], ["--root", root])
+        try:
+            rc, out, err = curl(["-H", "X-Custom: hello", "-H", "Proxy: http://evil:3128",
+                                 "-H", "Cookie: a=1", "-H", "Cookie: b=2",
+                                 g.url + "/info.php/extra/path?a=1"])
+            try:
+                s = json.loads(out)
+            except ValueError:
+                s = {}
+            want = {
+                "SCRIPT_NAME": "/info.php", "PATH_INFO": "/extra/path", "QUERY_STRING": "a=1",
+                "HTTP_X_CUSTOM": "hello", "REQUEST_METHOD": "GET",
+                "SCRIPT_FILENAME": os.path.realpath(root) + "/info.php",
+                "DOCUMENT_ROOT": os.path.realpath(root),
+                "REQUEST_URI": "/info.php/extra/path?a=1", "SERVER_PROTOCOL": "HTTP/1.1",
+                "GATEWAY_INTERFACE": "CGI/1.1", "REMOTE_ADDR": "127.0.0.1",
+                "SERVER_PORT": str(g.port), "SERVER_NAME": "127.0.0.1",
+                "HTTP_COOKIE": "a=1; b=2", "REQUEST_SCHEME": "http",
+            }
+            diff = {k: (v, s.get(k)) for k, v in want.items() if s.get(k) != v}
+            tap(s and not diff, "php-cgi sees nginx-style params (SCRIPT_NAME, PATH_INFO, ...)",
+                repr(diff) + " " + out[:300].decode("latin-1") + err)
+            tap(s and "HTTP_PROXY" not in s, "httpoxy: no HTTP_PROXY reaches the application",
+                repr(s.get("HTTP_PROXY")))
+            rc, out, err = curl(["-i", g.url + "/redir.php"])
+            tap(out.startswith(b"HTTP/1.1 302") and b"Location: /elsewhere" in out,
+                "Location without Status: 302", out[:300])
+            rc, out, err = curl(["-i", g.url + "/status.php"])
+            tap(out.startswith(b"HTTP/1.1 418") and b"Status:" not in out and out.endswith(b"teapot"),
+                "Status header becomes the status line and is not forwarded", out[:300])
+            tap(wait_for(lambda: any("gw-test-stderr-line" in ln and "/status.php" in ln
+                                     for ln in read_file(g.log).splitlines()), 3),
+                "application STDERR logged with the request URI", read_file(g.log)[-500:])
+            rc, out, err = curl(["-i", "--data-binary", "x=1&y=2", g.url + "/info.php"])
+            try:
+                s = json.loads(split_head(out)[2])
+            except (ValueError, IndexError):
+                s = {}
+            tap(s.get("CONTENT_LENGTH") == "7" and s.get("REQUEST_METHOD") == "POST" and
+                s.get("CONTENT_TYPE") == "application/x-www-form-urlencoded" and
+                "HTTP_CONTENT_LENGTH" not in s,
+                "POST: CONTENT_LENGTH / CONTENT_TYPE, no HTTP_CONTENT_*", out[:400])
+            # the client gives up while the backend works: the request is aborted, logged
+            # as 499, and the gateway goes on serving
+            rc, out, err = curl(["--max-time", "0.3", g.url + "/sleep.php"], timeout=1)
+            logged = wait_for(lambda: '"GET /sleep.php HTTP/1.1" 499' in read_file(g.access), 3)
+            rc2, out2, _ = curl(["-i", g.url + "/status.php"])
+            tap(rc != 0 and logged and out2.startswith(b"HTTP/1.1 418") and g.alive(),
+                "client disconnect mid-request: aborted, logged 499, next request served",
+                read_file(g.access)[-400:] + read_file(g.log)[-400:])
+        finally:
+            g.stop()
+    finally:
+        stop(p)
+
+
+def t_graceful(tmp):
+    e = Backend(tmp, "grace-echo")
+    g = Gateway(tmp, "gw-grace", [e.addr])
+    try:
+        idle = socket.create_connection(("127.0.0.1", g.port), timeout=5)
+        idle.sendall(b"GET /i HTTP/1.1\r\nHost: x\r\n\r\n")
+        time.sleep(0.2)
+        idle.recv(65536)
+        t0 = time.monotonic()
+        g.proc.send_signal(signal.SIGTERM)
+        try:
+            rc = g.proc.wait(12)
+        except subprocess.TimeoutExpired:
+            rc = None
+        dt = time.monotonic() - t0
+        idle.close()
+        tap(rc == 0 and dt < 5, "SIGTERM: stops promptly with an idle keep-alive client (%.2fs, rc=%s)"
+            % (dt, rc), read_file(g.log)[-500:])
+    finally:
+        g.stop()
+        e.stop()
+
+
+def main():
+    if not os.access(FCGIKIT, os.X_OK) or not os.access(ECHO, os.X_OK):
+        print("1..0 # SKIP build first (make): %s" % FCGIKIT)
+        return 0
+    tmp = tempfile.mkdtemp(prefix="fk-gw-")
+    os.chmod(tmp, 0o755)
+    root = os.path.join(tmp, "www")
+    os.makedirs(os.path.join(root, "css"))
+    with open(os.path.join(root, "blob.bin"), "wb") as f:
+        f.write(os.urandom(300000))
+    with open(os.path.join(root, "css", "site.css"), "w") as f:
+        f.write("body{}\n")
+    with open(os.path.join(root, "secret.php"), "w") as f:
+        f.write("<?php echo 'source';\n")
+    os.symlink("/etc/passwd", os.path.join(root, "link-out"))
+    try:
+        echo = Backend(tmp, "echo")
+        g = Gateway(tmp, "gw", [echo.addr], ["--root", root, "--max-body", "16M"])
+        tests = [
+            ("get", lambda: t_get_query(g)),
+            ("post", lambda: t_post_1mib(g, tmp)),
+            ("post8", lambda: t_post_8mib(g, tmp)),
+            ("chunked", lambda: t_chunked_upload(g, tmp)),
+            ("expect", lambda: t_expect(g, tmp)),
+            ("http10", lambda: t_http10(g)),
+            ("head", lambda: t_head(g)),
+            ("keepalive", lambda: t_keepalive(g)),
+            ("pipeline", lambda: t_pipeline(g)),
+            ("static", lambda: t_static(g, root)),
+            ("traversal", lambda: t_traversal(g)),
+            ("smuggling", lambda: t_smuggling(g)),
+            ("limits", lambda: t_limits(g)),
+            ("timeout", lambda: t_header_timeout(g)),
+            ("accesslog", lambda: t_access_log(g)),
+            ("balance", lambda: t_balance(tmp)),
+            ("least", lambda: t_least(tmp)),
+            ("nobackend", lambda: t_nobackend(tmp)),
+            ("php", lambda: t_php(tmp)),
+            ("graceful", lambda: t_graceful(tmp)),
+        ]
+        for name, fn in tests:
+            if SELECT and not any(s in name for s in SELECT):
+                continue
+            try:
+                fn()
+            except Exception as e:  # a crashed test is a failure, the suite goes on
+                import traceback
+                tap(False, "%s: raised %s" % (name, e), traceback.format_exc())
+        tap(g.alive(), "main gateway survived the whole suite", read_file(g.log)[-1500:])
+        rc = g.stop()
+        log = read_file(g.log)
+        tap(rc == 0, "main gateway exits 0 on SIGTERM", log[-1500:])
+        for p in procs:
+            stop(p, 5)
+        reports = [(x.log, read_file(x.log)[-1500:]) for x in gateways
+                   if "Sanitizer" in read_file(x.log) or "runtime error" in read_file(x.log)]
+        tap(not reports, "no sanitizer report from any gateway (%d started)" % len(gateways),
+            repr(reports))
+    finally:
+        for p in procs:
+            stop(p, 5)
+        shutil.rmtree(tmp, ignore_errors=True)
+    print("1..%d" % len(results))
+    return 0 if all(results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
