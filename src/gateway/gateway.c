@@ -40,6 +40,7 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "balance/balance.h"
@@ -1359,6 +1360,8 @@ static void gw_usage(FILE *f)
 	        "      --max-conns N        HTTP connections at once (1024)\n"
 	        "      --upstream-timeout MS  no byte from a backend that owes one (60000): 504\n"
 	        "      --access-log FILE    access log (default: stdout)\n"
+	        "      --workers N|auto     processes sharing the listening socket, each with\n"
+	        "                           its own loop (1; auto: one per core)\n"
 	        "  -h, --help\n");
 }
 
@@ -1381,9 +1384,66 @@ static int gw_parse_size(const char *s, uint64_t *out)
 	return 0;
 }
 
+/* --workers N: N processes accept on the one socket; this parent restarts a worker that
+ * dies (after a second, so a crash loop stays cheap) and passes SIGTERM/SIGINT on. Returns
+ * -1 in a worker (which goes on to serve), or the exit status in the parent. */
+static int gw_supervise(gw *g, int n)
+{
+	pid_t pids[64] = {0};
+	int64_t respawn_at[64] = {0};
+	int alive = 0, stopping = 0;
+	for (;;) {
+		int64_t now = fk_now_ms();
+		for (int i = 0; i < n && !stopping; i++) {
+			if (pids[i] > 0 || now < respawn_at[i])
+				continue;
+			pid_t pid = fork();
+			if (pid == 0)
+				return -1;
+			if (pid > 0) {
+				pids[i] = pid;
+				alive++;
+			}
+			respawn_at[i] = now + 1000;
+		}
+		if (gw_signalled && !stopping) {
+			stopping = 1;
+			for (int i = 0; i < n; i++)
+				if (pids[i] > 0)
+					kill(pids[i], SIGTERM);
+			close(g->lfd);
+			g->lfd = -1;
+		}
+		if (stopping && !alive)
+			return 0;
+		int st, pending = 0;
+		for (int i = 0; i < n; i++)
+			pending |= !stopping && pids[i] <= 0;
+		/* A signal interrupts either wait (no SA_RESTART); a restart still due wakes us. */
+		pid_t pid = waitpid(-1, &st, pending ? WNOHANG : 0);
+		if (pid == 0 && pending) {
+			struct timespec ts = {0, 100 * 1000 * 1000};
+			nanosleep(&ts, NULL);
+			continue;
+		}
+		if (pid <= 0)
+			continue;
+		for (int i = 0; i < n; i++)
+			if (pids[i] == pid) {
+				pids[i] = 0;
+				alive--;
+				if (!stopping)
+					gw_log("worker %d ended (%s %d): restarting", (int)pid,
+					       WIFSIGNALED(st) ? "signal" : "status",
+					       WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
+			}
+	}
+}
+
 int fk_tool_gateway(int argc, char **argv)
 {
-	enum { O_BALANCE = 256, O_INDEX, O_EXT, O_MAXBODY, O_MAXBUF, O_MAXCONNS, O_UPTO, O_ACCESS };
+	enum { O_BALANCE = 256, O_INDEX, O_EXT, O_MAXBODY, O_MAXBUF, O_MAXCONNS, O_UPTO, O_ACCESS,
+	       O_WORKERS };
 	static const struct option opts[] = {
 	        {"listen", required_argument, NULL, 'l'},
 	        {"backend", required_argument, NULL, 'b'},
@@ -1396,6 +1456,7 @@ int fk_tool_gateway(int argc, char **argv)
 	        {"max-conns", required_argument, NULL, O_MAXCONNS},
 	        {"upstream-timeout", required_argument, NULL, O_UPTO},
 	        {"access-log", required_argument, NULL, O_ACCESS},
+	        {"workers", required_argument, NULL, O_WORKERS},
 	        {"help", no_argument, NULL, 'h'},
 	        {NULL, 0, NULL, 0},
 	};
@@ -1415,7 +1476,7 @@ int fk_tool_gateway(int argc, char **argv)
 	const char **backends = calloc((size_t)argc + 1, sizeof *backends);
 	size_t nb = 0;
 	fk_bal_policy policy = FK_BAL_WRR;
-	int ch, bad = 0;
+	int ch, bad = 0, workers = 1;
 	uint64_t v;
 	if (!backends)
 		return 1;
@@ -1464,6 +1525,15 @@ int fk_tool_gateway(int argc, char **argv)
 		case O_ACCESS:
 			access = optarg;
 			break;
+		case O_WORKERS:
+			if (!strcmp(optarg, "auto")) {
+				long n = sysconf(_SC_NPROCESSORS_ONLN);
+				workers = n > 0 ? (int)(n > 64 ? 64 : n) : 1;
+			} else {
+				bad |= gw_parse_size(optarg, &v) || !v || v > 64;
+				workers = (int)v;
+			}
+			break;
 		case 'h':
 			gw_usage(stdout);
 			free(backends);
@@ -1480,6 +1550,7 @@ int fk_tool_gateway(int argc, char **argv)
 		return 2;
 	}
 	int rc = 1, ev_ok = 0;
+	fk_bal_backend_conf *bconf = NULL;
 	snprintf(g->software, sizeof g->software, "fcgikit/%s", fcgi_version());
 	char rootbuf[PATH_MAX], cwd[PATH_MAX];
 	if (root) {
@@ -1512,7 +1583,19 @@ int fk_tool_gateway(int argc, char **argv)
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 
-	fk_bal_backend_conf *bconf = calloc(nb, sizeof *bconf);
+	/* The listening socket first, shared by every worker process; each worker then builds
+	 * its own loop, clients and balancer (nothing that holds an epoll set is forked). */
+	if (gw_listen(g, listen_addr))
+		goto out;
+	if (workers > 1) {
+		int wrc = gw_supervise(g, workers);
+		if (wrc >= 0) { /* the parent, once every worker has gone */
+			rc = wrc;
+			goto out;
+		}
+		/* a worker: go on */
+	}
+	bconf = calloc(nb, sizeof *bconf);
 	g->be = calloc(nb, sizeof *g->be);
 	if (!bconf || !g->be || fk_ev_init(&g->ev))
 		goto out;
@@ -1541,8 +1624,6 @@ int fk_tool_gateway(int argc, char **argv)
 	/* Every backend ejected: try them anyway (nginx does) rather than refuse outright. */
 	bc.all_down_fallback = 1;
 	if (fk_bal_group_new(&g->bal, &bc, bconf, nb))
-		goto out;
-	if (gw_listen(g, listen_addr))
 		goto out;
 	fk_ev_add(&g->ev, g->lfd, FK_EV_IN, &g->listen_kind);
 	gw_log("listening on %s, %zu backend(s)%s%s", listen_addr, nb, g->root ? ", root " : "",

@@ -572,6 +572,35 @@ def t_graceful(tmp):
         e.stop()
 
 
+def t_workers(tmp):
+    e = Backend(tmp, "workers-echo")
+    g = Gateway(tmp, "gw-workers", [e.addr], ["--workers", "2"])
+    try:
+        kids = lambda: [int(x) for x in run(["pgrep", "-P", str(g.proc.pid)])[1].split()]
+        two = wait_for(lambda: len(kids()) == 2, 5)
+        ok = 0
+        for i in range(20):
+            rc, out, _ = curl(["-o", "/dev/null", "-w", "%{http_code}", g.url + "/w%d?q=%d" % (i, i)])
+            ok += out == b"200"
+        first = kids()
+        os.kill(first[0], signal.SIGKILL)
+        back = wait_for(lambda: len(kids()) == 2 and first[0] not in kids(), 5)
+        rc, out, _ = curl(["-o", "/dev/null", "-w", "%{http_code}", g.url + "/after"])
+        tap(two and ok == 20 and back and out == b"200",
+            "--workers 2: two processes serve the one socket; a killed one is restarted",
+            "two=%s ok=%d back=%s %r\n%s" % (two, ok, back, out, read_file(g.log)[-800:]))
+        g.proc.send_signal(signal.SIGTERM)
+        try:
+            rc = g.proc.wait(12)
+        except subprocess.TimeoutExpired:
+            rc = None
+        tap(rc == 0 and not kids(), "--workers 2: SIGTERM stops every worker, exit 0",
+            "rc=%s kids=%s" % (rc, kids()))
+    finally:
+        g.stop()
+        e.stop()
+
+
 def main():
     if not os.access(FCGIKIT, os.X_OK) or not os.access(ECHO, os.X_OK):
         print("1..0 # SKIP build first (make): %s" % FCGIKIT)
@@ -611,6 +640,7 @@ def main():
             ("nobackend", lambda: t_nobackend(tmp)),
             ("php", lambda: t_php(tmp)),
             ("graceful", lambda: t_graceful(tmp)),
+            ("workers", lambda: t_workers(tmp)),
         ]
         for name, fn in tests:
             if SELECT and not any(s in name for s in SELECT):
