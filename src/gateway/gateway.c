@@ -44,6 +44,7 @@
 #include <unistd.h>
 
 #include "balance/balance.h"
+#include "hist.h"
 #include "ev/ev.h"
 #include "gateway/gateway.h"
 #include "http/http.h"
@@ -83,6 +84,11 @@ typedef struct gw_backend {
 	gw *g;
 	const char *addr;
 	fcgi_client *cli;
+	/* what the status page shows */
+	uint64_t ok, failed, retried_away, probes_ok, probes_failed;
+	fk_hist *lat; /* upstream time of answered requests, microseconds */
+	int64_t next_probe;
+	int probing;
 } gw_backend;
 
 typedef struct gw_conn gw_conn;
@@ -139,6 +145,7 @@ struct gw_conn {
 	fk_buf errline; /* STDERR up to the next newline */
 	gw_params params;
 	int64_t t_up;
+	int64_t t_up_us; /* for the latency histogram: milliseconds are too coarse */
 	int64_t up_ms; /* -1: no backend involved */
 	const char *up_name;
 
@@ -171,6 +178,10 @@ struct gw {
 	int64_t header_to, idle_to, send_to;
 	unsigned upstream_to;
 	char software[64];
+	const char *status_path; /* --status-path: served here, to loopback clients only */
+	int64_t probe_ms;        /* --probe-interval: GET_VALUES to every backend; 0 = off */
+	int64_t started;
+	uint64_t requests, local_answers;
 };
 
 static volatile sig_atomic_t gw_signalled;
@@ -182,6 +193,13 @@ static void gw_on_signal(int sig)
 }
 
 /* ------------------------------------------------------------------ small helpers */
+
+static int64_t gw_now_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
 
 static void gw_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void gw_log(const char *fmt, ...)
@@ -573,6 +591,186 @@ static void gw_local_response(gw_conn *c, int status, const char *extra, int clo
 	c->state = GW_LOCAL;
 }
 
+
+/* ------------------------------------------------------------------ status and probes */
+
+/* A response made here with a body of any size. */
+static void gw_local_body(gw_conn *c, int status, const char *type, const char *body, size_t len)
+{
+	if (c->g->stopping || !c->keep_alive)
+		c->close_after = 1;
+	char date[64];
+	gw_http_date(time(NULL), date, sizeof date);
+	gw_appendf(&c->out,
+	           "HTTP/1.1 %d %s\r\nDate: %s\r\nServer: %s\r\nContent-Type: %s\r\n"
+	           "Cache-Control: no-store\r\nContent-Length: %zu\r\n%s\r\n",
+	           status, gw_reason(status), date, c->g->software, type, len,
+	           c->close_after ? "Connection: close\r\n" : "");
+	if (!c->is_head)
+		fk_buf_append(&c->out, body, len);
+	c->status = status;
+	c->resp_started = c->resp_done = 1;
+	c->resp_bytes = c->is_head ? 0 : len;
+	c->state = GW_LOCAL;
+}
+
+static int gw_loopback(const char *addr)
+{
+	return !strncmp(addr, "127.", 4) || !strcmp(addr, "::1") || !strncmp(addr, "::ffff:127.", 11) ||
+	       !*addr; /* a Unix socket peer */
+}
+
+/* Label values are backend addresses from the command line: only \ and " need escaping
+ * (addresses hold no newline). */
+static void gw_label(fk_buf *b, const char *v)
+{
+	for (; *v; v++) {
+		if (*v == '\\' || *v == '"')
+			fk_buf_append(b, "\\", 1);
+		fk_buf_append(b, v, 1);
+	}
+}
+
+/* --status-path: JSON (default) or OpenMetrics (?openmetrics, or PATH/metrics), per backend:
+ * state, requests in flight, answered, failed, probes, latency percentiles. */
+static int gw_status_page(gw_conn *c)
+{
+	gw *g = c->g;
+	size_t sl = g->status_path ? strlen(g->status_path) : 0;
+	if (!sl || strncmp(c->path, g->status_path, sl) ||
+	    (c->path[sl] && strcmp(c->path + sl, "/metrics")))
+		return 0;
+	g->local_answers++;
+	if (!gw_loopback(c->raddr)) {
+		gw_local_response(c, 403, NULL, 0);
+		return 1;
+	}
+	int om = !strcmp(c->path + sl, "/metrics") ||
+	         (c->req.query.n >= 11 && memmem(c->req.query.p, c->req.query.n, "openmetrics", 11));
+	int64_t now = fk_now_ms();
+	fk_buf b = {0};
+	if (om) {
+		gw_appendf(&b, "# TYPE fcgikit_gateway_requests counter\n"
+		               "# HELP fcgikit_gateway_requests HTTP requests received.\n"
+		               "fcgikit_gateway_requests_total %llu\n"
+		               "# TYPE fcgikit_gateway_connections gauge\n"
+		               "# HELP fcgikit_gateway_connections HTTP connections open.\n"
+		               "fcgikit_gateway_connections %u\n",
+		           (unsigned long long)g->requests, g->nconns);
+		static const char *fam[][3] = {
+		    {"backend_up", "gauge", "1 when the backend takes requests (UP), else 0."},
+		    {"backend_in_flight", "gauge", "Requests in flight to the backend."},
+		    {"backend_answered", "counter", "Requests the backend answered."},
+		    {"backend_failed", "counter", "Requests that failed on the backend."},
+		    {"backend_probes_failed", "counter", "Active probes that failed."},
+		    {"backend_latency_p99_seconds", "gauge", "99th percentile upstream time."},
+		};
+		for (size_t f = 0; f < sizeof fam / sizeof fam[0]; f++) {
+			gw_appendf(&b, "# TYPE fcgikit_gateway_%s %s\n# HELP fcgikit_gateway_%s %s\n",
+			           fam[f][0], fam[f][1], fam[f][0], fam[f][2]);
+			for (size_t i = 0; i < g->nbe; i++) {
+				gw_backend *be = &g->be[i];
+				gw_appendf(&b, "fcgikit_gateway_%s%s{backend=\"", fam[f][0],
+				           !strcmp(fam[f][1], "counter") ? "_total" : "");
+				gw_label(&b, be->addr);
+				fk_bal_state st = fk_bal_backend_state(g->bal, (int)i, now);
+				switch (f) {
+				case 0:
+					gw_appendf(&b, "\"} %d\n", st == FK_BAL_UP);
+					break;
+				case 1:
+					gw_appendf(&b, "\"} %u\n", g->bal->b[i].outstanding);
+					break;
+				case 2:
+					gw_appendf(&b, "\"} %llu\n", (unsigned long long)be->ok);
+					break;
+				case 3:
+					gw_appendf(&b, "\"} %llu\n", (unsigned long long)be->failed);
+					break;
+				case 4:
+					gw_appendf(&b, "\"} %llu\n", (unsigned long long)be->probes_failed);
+					break;
+				default:
+					gw_appendf(&b, "\"} %.6f\n",
+					           be->lat ? (double)fk_hist_percentile(be->lat, 99) / 1e6 : 0.0);
+				}
+			}
+		}
+		fk_buf_append(&b, "# EOF\n", 6);
+	} else {
+		gw_appendf(&b, "{\"pid\":%d,\"uptime_ms\":%lld,\"requests\":%llu,\"connections\":%u,"
+		               "\"backends\":[",
+		           (int)getpid(), (long long)(now - g->started), (unsigned long long)g->requests,
+		           g->nconns);
+		for (size_t i = 0; i < g->nbe; i++) {
+			gw_backend *be = &g->be[i];
+			fk_bal_state st = fk_bal_backend_state(g->bal, (int)i, now);
+			gw_appendf(&b, "%s{\"address\":\"", i ? "," : "");
+			gw_label(&b, be->addr);
+			gw_appendf(&b,
+			           "\",\"state\":\"%s\",\"in_flight\":%u,\"answered\":%llu,\"failed\":%llu,"
+			           "\"probes_ok\":%llu,\"probes_failed\":%llu,\"latency_ms\":{\"p50\":%.3f,"
+			           "\"p99\":%.3f,\"max\":%.3f}}",
+			           fk_bal_state_name(st), g->bal->b[i].outstanding,
+			           (unsigned long long)be->ok, (unsigned long long)be->failed,
+			           (unsigned long long)be->probes_ok, (unsigned long long)be->probes_failed,
+			           be->lat ? (double)fk_hist_percentile(be->lat, 50) / 1000 : 0.0,
+			           be->lat ? (double)fk_hist_percentile(be->lat, 99) / 1000 : 0.0,
+			           be->lat && be->lat->count ? (double)be->lat->max / 1000 : 0.0);
+		}
+		gw_appendf(&b, "]}\n");
+	}
+	gw_local_body(c, 200,
+	              om ? "application/openmetrics-text; version=1.0.0; charset=utf-8"
+	                 : "application/json",
+	              (const char *)fk_buf_head(&b), fk_buf_size(&b));
+	fk_buf_free(&b);
+	return 1;
+}
+
+static void gw_probe_done(fcgi_client *cli, int err, const fcgi_client_param *values, size_t n,
+                          void *ud)
+{
+	(void)cli;
+	(void)values;
+	(void)n;
+	gw_backend *be = ud;
+	gw *g = be->g;
+	int64_t now = fk_now_ms();
+	be->probing = 0;
+	be->next_probe = now + g->probe_ms;
+	int idx = (int)(be - g->be);
+	fk_bal_state before = fk_bal_backend_state(g->bal, idx, now);
+	fk_bal_probe_result(g->bal, idx, err == FCGI_OK, now);
+	fk_bal_state after = fk_bal_backend_state(g->bal, idx, now);
+	if (err == FCGI_OK)
+		be->probes_ok++;
+	else
+		be->probes_failed++;
+	if (before != after)
+		gw_log("%s: probe %s: %s -> %s", be->addr, err == FCGI_OK ? "answered" : fcgi_strerror(err),
+		       fk_bal_state_name(before), fk_bal_state_name(after));
+}
+
+/* GET_VALUES to each backend every probe_ms, on a connection of its own: a backend that
+ * stopped answering is ejected without waiting for a request to fail on it, and one that
+ * came back is re-admitted. */
+static void gw_probe(gw *g, int64_t now)
+{
+	if (!g->probe_ms || g->stopping)
+		return;
+	for (size_t i = 0; i < g->nbe; i++) {
+		gw_backend *be = &g->be[i];
+		if (be->probing || now < be->next_probe)
+			continue;
+		be->probing = 1;
+		if (fcgi_client_get_values(be->cli, NULL, 0, gw_probe_done, be)) {
+			be->probing = 0;
+			be->next_probe = now + g->probe_ms;
+		}
+	}
+}
+
 /* ------------------------------------------------------------------ static files */
 
 /* 1 when the request was answered from --root, 0 when it goes to a backend. */
@@ -817,6 +1015,10 @@ static void gw_up_finished(gw_conn *c)
 		gw_on_stderr(c, "", 0);
 
 	if (err == FCGI_OK) {
+		g->be[idx].ok++;
+		int64_t us = gw_now_us() - c->t_up_us;
+		if (g->be[idx].lat)
+			fk_hist_add(g->be[idx].lat, (uint64_t)(us > 0 ? us : 0));
 		fk_bal_report_success(g->bal, idx, now);
 		fk_bal_release(g->bal, idx);
 		if (!c->cgi_parsed) {
@@ -843,6 +1045,7 @@ static void gw_up_finished(gw_conn *c)
 		gw_up_fail(c, 503);
 		return;
 	}
+	g->be[idx].failed++;
 	fk_bal_fail_kind kind = FK_BAL_FAIL_RESET;
 	int status = 502;
 	if (err == FCGI_ETIMEDOUT) {
@@ -886,6 +1089,7 @@ static void gw_up_start(gw_conn *c)
 	c->up_idx = idx;
 	c->up_name = g->be[idx].addr;
 	c->t_up = now;
+	c->t_up_us = gw_now_us();
 	c->state = GW_UPSTREAM;
 	fcgi_client_req *r;
 	int rc = fcgi_client_req_new(g->be[idx].cli, &r);
@@ -919,6 +1123,9 @@ static void gw_up_start(gw_conn *c)
 static void gw_dispatch(gw_conn *c)
 {
 	gw *g = c->g;
+	g->requests++;
+	if (gw_status_page(c))
+		return;
 	if (gw_try_static(c))
 		return;
 	gw_cgi_in in = {
@@ -1238,6 +1445,11 @@ static int gw_loop(gw *g)
 				t = 10; /* poll fallback: no descriptor to wait on */
 			if (t >= 0 && t < timeout)
 				timeout = t;
+			if (g->probe_ms && !g->be[i].probing) {
+				int64_t due = g->be[i].next_probe - fk_now_ms();
+				if (due < timeout)
+					timeout = due > 0 ? (int)due : 0;
+			}
 		}
 		fk_ev_prepare(&g->ev);
 		int n = fk_ev_wait(&g->ev, items, 128, timeout);
@@ -1295,6 +1507,7 @@ static int gw_loop(gw *g)
 			gw_sweep(g, now);
 			next_sweep = now + 1000;
 		}
+		gw_probe(g, now);
 		while (g->dead) {
 			gw_conn *c = g->dead;
 			g->dead = c->dead_next;
@@ -1360,6 +1573,9 @@ static void gw_usage(FILE *f)
 	        "      --max-conns N        HTTP connections at once (1024)\n"
 	        "      --upstream-timeout MS  no byte from a backend that owes one (60000): 504\n"
 	        "      --access-log FILE    access log (default: stdout)\n"
+	        "      --status-path PATH   JSON status (PATH, or OpenMetrics at PATH/metrics or\n"
+	        "                           ?openmetrics) for loopback clients\n"
+	        "      --probe-interval MS  GET_VALUES to every backend this often (0: off)\n"
 	        "      --workers N|auto     processes sharing the listening socket, each with\n"
 	        "                           its own loop (1; auto: one per core)\n"
 	        "  -h, --help\n");
@@ -1443,7 +1659,7 @@ static int gw_supervise(gw *g, int n)
 int fk_tool_gateway(int argc, char **argv)
 {
 	enum { O_BALANCE = 256, O_INDEX, O_EXT, O_MAXBODY, O_MAXBUF, O_MAXCONNS, O_UPTO, O_ACCESS,
-	       O_WORKERS };
+	       O_WORKERS, O_STATUS, O_PROBE };
 	static const struct option opts[] = {
 	        {"listen", required_argument, NULL, 'l'},
 	        {"backend", required_argument, NULL, 'b'},
@@ -1457,6 +1673,8 @@ int fk_tool_gateway(int argc, char **argv)
 	        {"upstream-timeout", required_argument, NULL, O_UPTO},
 	        {"access-log", required_argument, NULL, O_ACCESS},
 	        {"workers", required_argument, NULL, O_WORKERS},
+	        {"status-path", required_argument, NULL, O_STATUS},
+	        {"probe-interval", required_argument, NULL, O_PROBE},
 	        {"help", no_argument, NULL, 'h'},
 	        {NULL, 0, NULL, 0},
 	};
@@ -1524,6 +1742,14 @@ int fk_tool_gateway(int argc, char **argv)
 			break;
 		case O_ACCESS:
 			access = optarg;
+			break;
+		case O_STATUS:
+			g->status_path = optarg;
+			bad |= optarg[0] != '/';
+			break;
+		case O_PROBE:
+			bad |= gw_parse_size(optarg, &v) || v > 3600000;
+			g->probe_ms = (int64_t)v;
 			break;
 		case O_WORKERS:
 			if (!strcmp(optarg, "auto")) {
@@ -1606,6 +1832,9 @@ int fk_tool_gateway(int argc, char **argv)
 		b->kind = GW_T_BACKEND;
 		b->g = g;
 		b->addr = backends[i];
+		b->lat = malloc(sizeof *b->lat);
+		if (b->lat)
+			fk_hist_init(b->lat);
 		if (fcgi_client_new(&b->cli, b->addr)) {
 			gw_log("--backend %s: not an address", b->addr);
 			goto out;
@@ -1628,6 +1857,7 @@ int fk_tool_gateway(int argc, char **argv)
 	fk_ev_add(&g->ev, g->lfd, FK_EV_IN, &g->listen_kind);
 	gw_log("listening on %s, %zu backend(s)%s%s", listen_addr, nb, g->root ? ", root " : "",
 	       g->root ? g->root : "");
+	g->started = fk_now_ms();
 	rc = gw_loop(g);
 	gw_log("stopped");
 out:
@@ -1636,6 +1866,8 @@ out:
 	for (size_t i = 0; i < g->nbe; i++)
 		if (g->be[i].cli)
 			fcgi_client_free(g->be[i].cli);
+	for (size_t i = 0; g->be && i < g->nbe; i++)
+		free(g->be[i].lat);
 	fk_bal_group_free(g->bal);
 	if (ev_ok)
 		fk_ev_close(&g->ev);

@@ -601,6 +601,44 @@ def t_workers(tmp):
         e.stop()
 
 
+def t_probes_status(tmp):
+    import json
+    a = Backend(tmp, "probe-a")
+    b = Backend(tmp, "probe-b", HELLO)
+    g = Gateway(tmp, "gw-probe", [a.addr, b.addr],
+                ["--status-path", "/gw-status", "--probe-interval", "200"])
+    try:
+        def status():
+            rc, out, _ = curl([g.url + "/gw-status"])
+            try:
+                return {x["address"]: x for x in json.loads(out)["backends"]}
+            except ValueError:
+                return {}
+        for i in range(6):
+            curl(["-o", "/dev/null", g.url + "/p%d" % i])
+        st = status()
+        tap(st and all(x["state"] == "UP" for x in st.values()) and
+            sum(x["answered"] for x in st.values()) == 6 and
+            st[a.addr]["latency_ms"]["p99"] > 0,
+            "status page: both backends UP, answers counted, latency measured", repr(st))
+        rc, out, _ = curl([g.url + "/gw-status/metrics"])
+        tap(out.endswith(b"# EOF\n") and b'fcgikit_gateway_backend_up{backend="%s"} 1'
+            % b.addr.encode() in out, "status page: OpenMetrics per backend", out[-400:])
+        b.stop()
+        down = wait_for(lambda: status().get(b.addr, {}).get("state") == "DOWN", 5)
+        tap(down, "active probes: a backend that stops answering is ejected without traffic",
+            repr(status()) + read_file(g.log)[-600:])
+        b2 = Backend(tmp, "probe-b", HELLO)
+        up = wait_for(lambda: status().get(b.addr, {}).get("state") == "UP", 8)
+        tap(up, "active probes: the backend back is re-admitted",
+            repr(status()) + read_file(g.log)[-600:])
+        b2.stop()
+    finally:
+        g.stop()
+        a.stop()
+        b.stop()
+
+
 def main():
     if not os.access(FCGIKIT, os.X_OK) or not os.access(ECHO, os.X_OK):
         print("1..0 # SKIP build first (make): %s" % FCGIKIT)
@@ -641,6 +679,7 @@ def main():
             ("php", lambda: t_php(tmp)),
             ("graceful", lambda: t_graceful(tmp)),
             ("workers", lambda: t_workers(tmp)),
+            ("probes", lambda: t_probes_status(tmp)),
         ]
         for name, fn in tests:
             if SELECT and not any(s in name for s in SELECT):
