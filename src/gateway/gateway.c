@@ -806,29 +806,101 @@ static int gw_try_static(gw_conn *c)
 		gw_local_response(c, errno == EACCES ? 403 : 404, NULL, 0);
 		return 1;
 	}
-	char date[64], lm[64];
+	char date[64], lm[64], etag[64];
 	gw_http_date(time(NULL), date, sizeof date);
 	gw_http_date(st.st_mtime, lm, sizeof lm);
+	/* A weak validator from what changes when the file does: size, mtime, inode. */
+	snprintf(etag, sizeof etag, "\"%llx-%llx-%llx\"", (unsigned long long)st.st_size,
+	         (unsigned long long)st.st_mtime, (unsigned long long)st.st_ino);
 	if (g->stopping || !c->keep_alive)
 		c->close_after = 1;
+	const char *conn_hdr = c->close_after      ? "Connection: close\r\n"
+	                       : c->req.minor == 0 ? "Connection: keep-alive\r\n"
+	                                           : "";
+	/* Conditional GET (RFC 9110 13): If-None-Match wins over If-Modified-Since. */
+	const fk_http_header *inm = fk_http_find(&c->req, "if-none-match");
+	const fk_http_header *ims = fk_http_find(&c->req, "if-modified-since");
+	int not_modified = 0;
+	if (inm)
+		not_modified = (inm->value.n == 1 && inm->value.p[0] == '*') ||
+		               memmem(inm->value.p, inm->value.n, etag, strlen(etag)) != NULL;
+	else if (ims)
+		not_modified = ims->value.n == strlen(lm) && !memcmp(ims->value.p, lm, ims->value.n);
+	if (not_modified) {
+		close(fd);
+		gw_appendf(&c->out,
+		           "HTTP/1.1 304 Not Modified\r\nDate: %s\r\nServer: %s\r\nETag: %s\r\n"
+		           "Last-Modified: %s\r\n%s\r\n",
+		           date, g->software, etag, lm, conn_hdr);
+		c->status = 304;
+		c->resp_started = c->resp_done = 1;
+		c->state = GW_LOCAL;
+		return 1;
+	}
+	/* One byte range (bytes=A-B, A-, -N), when If-Range (if any) still matches; several
+	 * ranges or a malformed one: the whole file, which RFC 9110 14.2 allows. */
+	off_t from = 0, len = st.st_size;
+	int partial = 0;
+	const fk_http_header *rh = fk_http_find(&c->req, "range");
+	const fk_http_header *ir = fk_http_find(&c->req, "if-range");
+	if (rh && st.st_size > 0 &&
+	    (!ir || (ir->value.n == strlen(etag) && !memcmp(ir->value.p, etag, ir->value.n)) ||
+	     (ir->value.n == strlen(lm) && !memcmp(ir->value.p, lm, ir->value.n)))) {
+		char spec[64];
+		if (rh->value.n < sizeof spec && rh->value.n > 6 && !memcmp(rh->value.p, "bytes=", 6)) {
+			memcpy(spec, rh->value.p + 6, rh->value.n - 6);
+			spec[rh->value.n - 6] = 0;
+			char *dash = strchr(spec, '-'), *e1, *e2;
+			if (dash && !strchr(spec, ',')) {
+				*dash = 0;
+				unsigned long long a = strtoull(spec, &e1, 10), b = strtoull(dash + 1, &e2, 10);
+				int has_a = *spec && !*e1 && spec[0] != '-' && spec[0] != '+';
+				int has_b = dash[1] && !*e2 && dash[1] != '-' && dash[1] != '+';
+				unsigned long long size = (unsigned long long)st.st_size;
+				if (has_a && (!has_b || b >= a)) {
+					if (a >= size) {
+						close(fd);
+						char extra[64];
+						snprintf(extra, sizeof extra, "Content-Range: bytes */%llu\r\n", size);
+						gw_local_response(c, 416, extra, 0);
+						return 1;
+					}
+					if (!has_b || b >= size)
+						b = size - 1;
+					from = (off_t)a;
+					len = (off_t)(b - a + 1);
+					partial = 1;
+				} else if (!has_a && has_b && b > 0) {
+					if (b > size)
+						b = size;
+					from = (off_t)(size - b);
+					len = (off_t)b;
+					partial = 1;
+				}
+			}
+		}
+	}
+	char crange[96] = "";
+	if (partial)
+		snprintf(crange, sizeof crange, "Content-Range: bytes %lld-%lld/%lld\r\n",
+		         (long long)from, (long long)(from + len - 1), (long long)st.st_size);
 	gw_appendf(&c->out,
-	           "HTTP/1.1 200 OK\r\nDate: %s\r\nServer: %s\r\nContent-Type: %s\r\n"
-	           "Content-Length: %lld\r\nLast-Modified: %s\r\n%s\r\n",
-	           date, g->software, gw_mime(real), (long long)st.st_size, lm,
-	           c->close_after      ? "Connection: close\r\n"
-	           : c->req.minor == 0 ? "Connection: keep-alive\r\n"
-	                               : "");
-	c->status = 200;
+	           "HTTP/1.1 %s\r\nDate: %s\r\nServer: %s\r\nContent-Type: %s\r\n"
+	           "Content-Length: %lld\r\nLast-Modified: %s\r\nETag: %s\r\n"
+	           "Accept-Ranges: bytes\r\n%s%s\r\n",
+	           partial ? "206 Partial Content" : "200 OK", date, g->software, gw_mime(real),
+	           (long long)len, lm, etag, crange, conn_hdr);
+	c->status = partial ? 206 : 200;
 	c->resp_started = c->resp_done = 1;
 	c->state = GW_LOCAL;
-	if (c->is_head || st.st_size == 0) {
+	if (c->is_head || len == 0) {
 		close(fd);
 		return 1;
 	}
 	c->file_fd = fd;
-	c->file_off = 0;
-	c->file_left = st.st_size;
-	c->resp_bytes = (uint64_t)st.st_size;
+	c->file_off = from;
+	c->file_left = len;
+	c->resp_bytes = (uint64_t)len;
 	return 1;
 }
 

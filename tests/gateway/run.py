@@ -328,6 +328,43 @@ def t_static(g, root):
     tap(rc == 0 and b"X-Request-Method: GET" in out, "a missing file goes to the backend", out[:300])
 
 
+def t_static_conditional(g, root):
+    data = open(os.path.join(root, "blob.bin"), "rb").read()
+
+    def get(*hdrs):
+        args = ["-i"]
+        for h in hdrs:
+            args += ["-H", h]
+        rc, out, _ = curl(args + [g.url + "/blob.bin"])
+        head, _, body = out.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        fields = {l.split(":", 1)[0].lower(): l.split(":", 1)[1].strip() for l in lines[1:] if ":" in l}
+        return int(lines[0].split()[1]) if lines[0].startswith("HTTP") else 0, fields, body
+    st, h, body = get()
+    etag, lm = h.get("etag", ""), h.get("last-modified", "")
+    tap(st == 200 and etag and h.get("accept-ranges") == "bytes", "static: ETag and Accept-Ranges",
+        repr(h))
+    st1, _, b1 = get("If-None-Match: " + etag)
+    st2, _, b2 = get("If-Modified-Since: " + lm)
+    st3, _, _ = get('If-None-Match: "other"')
+    tap(st1 == 304 and not b1 and st2 == 304 and not b2 and st3 == 200,
+        "static: If-None-Match / If-Modified-Since answer 304 without a body",
+        "%s %s %s" % (st1, st2, st3))
+    st, h, b = get("Range: bytes=100-199")
+    ok1 = st == 206 and b == data[100:200] and h.get("content-range") == "bytes 100-199/%d" % len(data)
+    st, h, b = get("Range: bytes=-50")
+    ok2 = st == 206 and b == data[-50:]
+    st, h, b = get("Range: bytes=%d-" % (len(data) - 10))
+    ok3 = st == 206 and b == data[-10:]
+    st4, h4, _ = get("Range: bytes=%d-" % (len(data) + 10))
+    st5, _, b5 = get("Range: bytes=0-9", 'If-Range: "stale"')
+    st6, _, b6 = get("Range: bytes=0-9,20-29")
+    tap(ok1 and ok2 and ok3 and st4 == 416 and h4.get("content-range") == "bytes */%d" % len(data)
+        and st5 == 200 and b5 == data and st6 == 200 and b6 == data,
+        "static: single byte ranges (206), past the end (416), stale If-Range and several "
+        "ranges (whole file)", "%s %s %s %s %s %s" % (ok1, ok2, ok3, st4, st5, st6))
+
+
 def t_traversal(g):
     bad = []
     for target in (b"/../etc/passwd", b"/%2e%2e/%2e%2e/etc/passwd", b"/a/../../etc/passwd",
@@ -668,6 +705,7 @@ def main():
             ("keepalive", lambda: t_keepalive(g)),
             ("pipeline", lambda: t_pipeline(g)),
             ("static", lambda: t_static(g, root)),
+            ("conditional", lambda: t_static_conditional(g, root)),
             ("traversal", lambda: t_traversal(g)),
             ("smuggling", lambda: t_smuggling(g)),
             ("limits", lambda: t_limits(g)),
