@@ -141,6 +141,12 @@ struct gw_conn {
 	int overloaded; /* some backend said OVERLOADED for this request */
 	int cgi_bad;    /* the CGI head was malformed */
 	int cgi_parsed;
+	/* The application asked for another resource instead of answering: a local redirect
+	 * (RFC 3875 6.2.2, "Location: /path" without Status) or X-Accel-Redirect/X-Sendfile. The
+	 * rest of its output is dropped and the request is served again once it has ended. */
+	char *redirect;
+	int redirect_file; /* X-Accel-Redirect / X-Sendfile: a file under --sendfile-root */
+	int redirects;     /* in this request, bounded */
 	fk_buf cgihead; /* STDOUT until the CGI head is complete */
 	fk_buf errline; /* STDERR up to the next newline */
 	gw_params params;
@@ -179,6 +185,8 @@ struct gw {
 	unsigned upstream_to;
 	char software[64];
 	const char *status_path; /* --status-path: served here, to loopback clients only */
+	char *sendfile_root;     /* --sendfile-root: realpath, or NULL (X-Sendfile ignored) */
+	size_t sendfile_root_len;
 	int64_t probe_ms;        /* --probe-interval: GET_VALUES to every backend; 0 = off */
 	int64_t started;
 	uint64_t requests, local_answers;
@@ -364,6 +372,7 @@ static void gw_conn_close(gw_conn *c);
 static void gw_conn_advance(gw_conn *c);
 static void gw_conn_update_ev(gw_conn *c);
 static void gw_up_start(gw_conn *c);
+static int gw_send_file(gw_conn *c, const char *real);
 
 static void gw_mark_dirty(gw_conn *c)
 {
@@ -430,6 +439,9 @@ static void gw_req_reset(gw_conn *c)
 	c->cl_left = -1;
 	c->up_done = c->up_err = c->overflow = c->got_output = c->overloaded = 0;
 	c->cgi_bad = c->cgi_parsed = 0;
+	free(c->redirect);
+	c->redirect = NULL;
+	c->redirect_file = c->redirects = 0;
 	c->up_ms = -1;
 	c->up_name = NULL;
 	fk_bal_tried_clear(&c->tried);
@@ -799,6 +811,15 @@ static int gw_try_static(gw_conn *c)
 		gw_local_response(c, 404, NULL, 0);
 		return 1;
 	}
+	return gw_send_file(c, real);
+}
+
+/* Answers with the file at `real` (already confined by the caller): validators, 304,
+ * a single byte range. 1 when answered (maybe with 403/404), 0 never. */
+static int gw_send_file(gw_conn *c, const char *real)
+{
+	gw *g = c->g;
+	struct stat st;
 	int fd = open(real, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0 || fstat(fd, &st) || !S_ISREG(st.st_mode)) {
 		if (fd >= 0)
@@ -1003,6 +1024,25 @@ static void gw_on_stderr(gw_conn *c, const char *data, size_t len)
 	}
 }
 
+/* Whether the CGI head asks for another resource; records it in c->redirect. */
+static int gw_wants_redirect(gw_conn *c, const fcgi_cgi_head *h, const fcgi_header *hs)
+{
+	gw *g = c->g;
+	for (size_t i = 0; g->sendfile_root && i < h->nheaders; i++)
+		if ((gw_hdr_is(&hs[i], "x-accel-redirect") || gw_hdr_is(&hs[i], "x-sendfile")) &&
+		    hs[i].value_len && hs[i].value[0] == '/') {
+			c->redirect = strndup(hs[i].value, hs[i].value_len);
+			c->redirect_file = 1;
+			return c->redirect != NULL;
+		}
+	if (!h->reason && h->location && h->location_len && h->location[0] == '/' &&
+	    (h->location_len < 2 || h->location[1] != '/')) {
+		c->redirect = strndup(h->location, h->location_len);
+		return c->redirect != NULL;
+	}
+	return 0;
+}
+
 static void gw_on_output(fcgi_client_req *r, int stream, const void *data, size_t len, void *ud)
 {
 	(void)r;
@@ -1013,8 +1053,8 @@ static void gw_on_output(fcgi_client_req *r, int stream, const void *data, size_
 	}
 	if (len)
 		c->got_output = 1;
-	if (c->cgi_bad)
-		return;
+	if (c->cgi_bad || c->redirect)
+		return; /* a redirect's own body is not shown */
 	if (!c->cgi_parsed) {
 		if (!len)
 			return; /* STDOUT ended before a head: judged when the request is done */
@@ -1034,8 +1074,13 @@ static void gw_on_output(fcgi_client_req *r, int stream, const void *data, size_
 			gw_mark_dirty(c);
 			return;
 		}
-		gw_emit_head(c, &h, hs);
 		c->cgi_parsed = 1;
+		if (gw_wants_redirect(c, &h, hs)) {
+			fk_buf_free(&c->cgihead);
+			gw_mark_dirty(c);
+			return;
+		}
+		gw_emit_head(c, &h, hs);
 		gw_emit_body(c, fk_buf_head(&c->cgihead) + n, fk_buf_size(&c->cgihead) - (size_t)n);
 		fk_buf_free(&c->cgihead);
 	} else if (len) {
@@ -1071,6 +1116,79 @@ static void gw_up_fail(gw_conn *c, int status)
 	}
 }
 
+static void gw_dispatch(gw_conn *c);
+
+/* Serves what the application pointed at. A local redirect is a new GET for that URI, with
+ * the original request's header fields, served by the same rules (static or a backend); an
+ * X-Accel-Redirect / X-Sendfile path is a file under --sendfile-root, never outside it. */
+static void gw_follow_redirect(gw_conn *c)
+{
+	gw *g = c->g;
+	char *target = c->redirect;
+	int file = c->redirect_file;
+	c->redirect = NULL;
+	c->redirect_file = 0;
+	if (++c->redirects > 5) {
+		gw_log("%.*s: more than 5 local redirects", (int)c->req.target.n, c->req.target.p);
+		free(target);
+		gw_local_response(c, 500, NULL, 0);
+		return;
+	}
+	if (file) {
+		char norm[PATH_MAX], full[PATH_MAX], real[PATH_MAX];
+		size_t tl = strlen(target);
+		int ok = tl < sizeof norm && gw_path_normalize(target, tl, norm) >= 0 &&
+		         g->sendfile_root_len + strlen(norm) < sizeof full;
+		if (ok) {
+			snprintf(full, sizeof full, "%s%s", g->sendfile_root, norm);
+			ok = realpath(full, real) && !strncmp(real, g->sendfile_root, g->sendfile_root_len) &&
+			     real[g->sendfile_root_len] == '/';
+		}
+		free(target);
+		if (!ok || !gw_send_file(c, real))
+			gw_local_response(c, 404, NULL, 0);
+		return;
+	}
+	/* A new head: GET TARGET, then the original fields but those about the old body. */
+	fk_buf nh = {0};
+	gw_appendf(&nh, "GET %s HTTP/1.%d\r\n", target, c->req.minor);
+	free(target);
+	for (unsigned i = 0; i < c->req.nheaders; i++) {
+		const fk_http_header *x = &c->req.headers[i];
+		if (fk_http_header_is(x, "content-length") || fk_http_header_is(x, "transfer-encoding") ||
+		    fk_http_header_is(x, "content-type") || fk_http_header_is(x, "expect"))
+			continue;
+		gw_appendf(&nh, "%.*s: %.*s\r\n", (int)x->name.n, x->name.p, (int)x->value.n,
+		           x->value.p);
+	}
+	fk_buf_append(&nh, "\r\n", 2);
+	fk_buf_reset(&c->head);
+	fk_buf_append(&c->head, fk_buf_head(&nh), fk_buf_size(&nh));
+	fk_buf_free(&nh);
+	c->req.headers = c->hs;
+	c->req.nheaders = FK_HTTP_MAX_HEADERS_DEFAULT;
+	fk_http_limits lim = {.max_body = g->max_body};
+	size_t n = fk_buf_size(&c->head);
+	char *path = NULL;
+	if (fk_http_parse_request((const char *)fk_buf_head(&c->head), n, 0, &lim, &c->req, NULL,
+	                          NULL) != (int)n ||
+	    !(path = malloc(c->req.path.n + 1)) ||
+	    gw_path_normalize(c->req.path.p, c->req.path.n, path) < 0) {
+		free(path);
+		gw_local_response(c, 500, NULL, 0);
+		return;
+	}
+	free(c->path);
+	c->path = path;
+	fk_buf_reset(&c->body);
+	gw_params_free(&c->params);
+	fk_buf_reset(&c->cgihead);
+	c->cgi_parsed = c->cgi_bad = c->got_output = c->overloaded = 0;
+	c->cl_left = -1;
+	fk_bal_tried_clear(&c->tried);
+	gw_dispatch(c);
+}
+
 /* Called outside the client library once the request's done callback has run. */
 static void gw_up_finished(gw_conn *c)
 {
@@ -1098,6 +1216,10 @@ static void gw_up_finished(gw_conn *c)
 			       c->req.target.p,
 			       c->cgi_bad ? "malformed CGI response head" : "no CGI response head");
 			gw_up_fail(c, 502);
+			return;
+		}
+		if (c->redirect) {
+			gw_follow_redirect(c);
 			return;
 		}
 		if (c->cl_left > 0 || c->chunked_out)
@@ -1648,6 +1770,7 @@ static void gw_usage(FILE *f)
 	        "      --status-path PATH   JSON status (PATH, or OpenMetrics at PATH/metrics or\n"
 	        "                           ?openmetrics) for loopback clients\n"
 	        "      --probe-interval MS  GET_VALUES to every backend this often (0: off)\n"
+	        "      --sendfile-root DIR  X-Accel-Redirect / X-Sendfile serve files under DIR\n"
 	        "      --workers N|auto     processes sharing the listening socket, each with\n"
 	        "                           its own loop (1; auto: one per core)\n"
 	        "  -h, --help\n");
@@ -1731,7 +1854,7 @@ static int gw_supervise(gw *g, int n)
 int fk_tool_gateway(int argc, char **argv)
 {
 	enum { O_BALANCE = 256, O_INDEX, O_EXT, O_MAXBODY, O_MAXBUF, O_MAXCONNS, O_UPTO, O_ACCESS,
-	       O_WORKERS, O_STATUS, O_PROBE };
+	       O_WORKERS, O_STATUS, O_PROBE, O_SENDFILE };
 	static const struct option opts[] = {
 	        {"listen", required_argument, NULL, 'l'},
 	        {"backend", required_argument, NULL, 'b'},
@@ -1747,6 +1870,7 @@ int fk_tool_gateway(int argc, char **argv)
 	        {"workers", required_argument, NULL, O_WORKERS},
 	        {"status-path", required_argument, NULL, O_STATUS},
 	        {"probe-interval", required_argument, NULL, O_PROBE},
+	        {"sendfile-root", required_argument, NULL, O_SENDFILE},
 	        {"help", no_argument, NULL, 'h'},
 	        {NULL, 0, NULL, 0},
 	};
@@ -1762,7 +1886,7 @@ int fk_tool_gateway(int argc, char **argv)
 	g->idle_to = 60000;
 	g->send_to = 60000;
 	g->upstream_to = 60000;
-	const char *listen_addr = NULL, *root = NULL, *access = NULL;
+	const char *listen_addr = NULL, *root = NULL, *access = NULL, *sendfile_root = NULL;
 	const char **backends = calloc((size_t)argc + 1, sizeof *backends);
 	size_t nb = 0;
 	fk_bal_policy policy = FK_BAL_WRR;
@@ -1819,6 +1943,9 @@ int fk_tool_gateway(int argc, char **argv)
 			g->status_path = optarg;
 			bad |= optarg[0] != '/';
 			break;
+		case O_SENDFILE:
+			sendfile_root = optarg;
+			break;
 		case O_PROBE:
 			bad |= gw_parse_size(optarg, &v) || v > 3600000;
 			g->probe_ms = (int64_t)v;
@@ -1864,6 +1991,16 @@ int fk_tool_gateway(int argc, char **argv)
 		g->root_len = strlen(rootbuf);
 	} else {
 		g->doc_root = getcwd(cwd, sizeof cwd) ? cwd : "";
+	}
+	static char sfroot[PATH_MAX];
+	if (sendfile_root) {
+		if (!realpath(sendfile_root, sfroot)) {
+			gw_log("--sendfile-root %s: %s", sendfile_root, strerror(errno));
+			free(backends);
+			return 1;
+		}
+		g->sendfile_root = sfroot;
+		g->sendfile_root_len = strlen(sfroot);
 	}
 	g->access = stdout;
 	if (access && !(g->access = fopen(access, "ae"))) {

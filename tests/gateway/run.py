@@ -676,6 +676,71 @@ def t_probes_status(tmp):
         b.stop()
 
 
+PERL_REDIR = r"""#!/usr/bin/perl
+use strict; use warnings; use FCGI;
+my $req = FCGI::Request();
+while ($req->Accept() >= 0) {
+    my $u = $ENV{DOCUMENT_URI} || $ENV{SCRIPT_NAME} || '';
+    if ($u eq '/redir') { print "Location: /static.txt\r\n\r\n"; }
+    elsif ($u eq '/redir-app') { print "Location: /other?x=1\r\n\r\n"; }
+    elsif ($u eq '/xaccel') { print "X-Accel-Redirect: /files/a.bin\r\nContent-Type: text/plain\r\n\r\nhidden"; }
+    elsif ($u eq '/xaccel-escape') { print "X-Accel-Redirect: /../../etc/passwd\r\n\r\n"; }
+    elsif ($u eq '/loop') { print "Location: /loop\r\n\r\n"; }
+    elsif ($u eq '/away') { print "Status: 302 Found\r\nLocation: /static.txt\r\n\r\n"; }
+    else { print "Content-Type: text/plain\r\n\r\nother $ENV{REQUEST_METHOD} $ENV{QUERY_STRING}"; }
+}
+"""
+
+
+def t_redirects(tmp):
+    if run(["perl", "-MFCGI", "-e", "1"])[0] != 0:
+        tap(True, "local redirects and X-Accel-Redirect", skip="libfcgi-perl not installed")
+        return
+    d = os.path.join(tmp, "redir")
+    os.makedirs(os.path.join(d, "www"))
+    os.makedirs(os.path.join(d, "private", "files"))
+    with open(os.path.join(d, "www", "static.txt"), "w") as f:
+        f.write("static body\n")
+    blob = os.urandom(5000)
+    with open(os.path.join(d, "private", "files", "a.bin"), "wb") as f:
+        f.write(blob)
+    script = os.path.join(d, "app.pl")
+    with open(script, "w") as f:
+        f.write(PERL_REDIR)
+    sock = os.path.join(d, "app.sock")
+    pm = start([FCGIKIT, "pm", "--listen", "unix:" + sock, "--workers", "1", "--",
+                "/usr/bin/perl", script], os.path.join(d, "pm.log"))
+    try:
+        wait_for(lambda: peers.unix_open(sock), 10)
+        g = Gateway(tmp, "gw-redir", ["unix:" + sock],
+                    ["--root", os.path.join(d, "www"), "--sendfile-root", os.path.join(d, "private")])
+        try:
+            def get(path):
+                rc, out, _ = curl(["-i", g.url + path])
+                head, _, body = out.partition(b"\r\n\r\n")
+                st = int(head.split()[1]) if head.startswith(b"HTTP") else 0
+                return st, head, body
+            st1, _, b1 = get("/redir")
+            st2, _, b2 = get("/redir-app")
+            tap(st1 == 200 and b1 == b"static body\n" and st2 == 200 and b2 == b"other GET x=1",
+                "local redirect (RFC 3875): Location without Status is served again, static or "
+                "by the application", "%s %r %s %r" % (st1, b1, st2, b2))
+            st3, h3, b3 = get("/xaccel")
+            st4, _, b4 = get("/xaccel-escape")
+            tap(st3 == 200 and b3 == blob and st4 == 404 and b"root:" not in b4,
+                "X-Accel-Redirect: a file under --sendfile-root, never outside it",
+                "%s %d bytes %s %r" % (st3, len(b3), st4, b4[:100]))
+            st5, _, _ = get("/loop")
+            st6, h6, _ = get("/away")
+            tap(st5 == 500 and st6 == 302 and b"Location: /static.txt" in h6,
+                "a redirect loop ends in 500; Status + Location goes to the client",
+                "%s %s %r" % (st5, st6, h6[:300]))
+        finally:
+            g.stop()
+    finally:
+        stop(pm)
+
+
 def main():
     if not os.access(FCGIKIT, os.X_OK) or not os.access(ECHO, os.X_OK):
         print("1..0 # SKIP build first (make): %s" % FCGIKIT)
@@ -718,6 +783,7 @@ def main():
             ("graceful", lambda: t_graceful(tmp)),
             ("workers", lambda: t_workers(tmp)),
             ("probes", lambda: t_probes_status(tmp)),
+            ("redirects", lambda: t_redirects(tmp)),
         ]
         for name, fn in tests:
             if SELECT and not any(s in name for s in SELECT):
