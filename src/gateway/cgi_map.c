@@ -111,6 +111,23 @@ static int add_n(gw_params *ps, const char *name, const char *value, size_t vn)
 	return FCGI_OK;
 }
 
+int gw_params_set(gw_params *ps, const char *name, const char *value, size_t vn)
+{
+	for (size_t i = 0; i < ps->n; i++)
+		if (!strcmp(ps->v[i].name, name)) {
+			char *val = malloc(vn + 1);
+			if (!val)
+				return FCGI_ENOMEM;
+			if (vn)
+				memcpy(val, value, vn);
+			val[vn] = '\0';
+			free(ps->v[i].value);
+			ps->v[i].value = val;
+			return FCGI_OK;
+		}
+	return add_n(ps, name, value, vn);
+}
+
 static int add(gw_params *ps, const char *name, const char *value)
 {
 	return add_n(ps, name, value ? value : "", value ? strlen(value) : 0);

@@ -144,6 +144,9 @@ struct gw_conn {
 	/* The application asked for another resource instead of answering: a local redirect
 	 * (RFC 3875 6.2.2, "Location: /path" without Status) or X-Accel-Redirect/X-Sendfile. The
 	 * rest of its output is dropped and the request is served again once it has ended. */
+	fcgi_client_req *auth;  /* the Authorizer request in flight, or NULL */
+	fk_buf auth_out;        /* its STDOUT (bounded) */
+	int auth_done, auth_err, authorized;
 	char *redirect;
 	int redirect_file; /* X-Accel-Redirect / X-Sendfile: a file under --sendfile-root */
 	int redirects;     /* in this request, bounded */
@@ -163,6 +166,7 @@ struct gw {
 	int lfd;
 	int lpaused;
 	int listen_kind; /* GW_T_LISTEN, the loop's pointer for lfd */
+	int auth_kind;   /* GW_T_BACKEND-like: the authorizer client's descriptor */
 	gw_backend *be;
 	size_t nbe;
 	fk_bal_group *bal;
@@ -186,6 +190,8 @@ struct gw {
 	char software[64];
 	const char *status_path; /* --status-path: served here, to loopback clients only */
 	char *sendfile_root;     /* --sendfile-root: realpath, or NULL (X-Sendfile ignored) */
+	fcgi_client *auth;       /* --authorizer: asked first for paths under auth_prefix */
+	const char *auth_addr, *auth_prefix;
 	size_t sendfile_root_len;
 	int64_t probe_ms;        /* --probe-interval: GET_VALUES to every backend; 0 = off */
 	int64_t started;
@@ -442,6 +448,11 @@ static void gw_req_reset(gw_conn *c)
 	free(c->redirect);
 	c->redirect = NULL;
 	c->redirect_file = c->redirects = 0;
+	if (c->auth)
+		fcgi_client_req_free(c->auth);
+	c->auth = NULL;
+	fk_buf_reset(&c->auth_out);
+	c->auth_done = c->auth_err = c->authorized = 0;
 	c->up_ms = -1;
 	c->up_name = NULL;
 	fk_bal_tried_clear(&c->tried);
@@ -1312,6 +1323,135 @@ static void gw_up_start(gw_conn *c)
 	c->up = r;
 }
 
+
+/* ------------------------------------------------------------------ authorizer */
+
+#define GW_AUTH_OUT_MAX (64 * 1024)
+
+static void gw_auth_output(fcgi_client_req *r, int stream, const void *data, size_t len, void *ud)
+{
+	(void)r;
+	gw_conn *c = ud;
+	if (stream == FCGI_CLIENT_STDERR) {
+		gw_on_stderr(c, data, len);
+		return;
+	}
+	if (len && fk_buf_size(&c->auth_out) + len <= GW_AUTH_OUT_MAX)
+		fk_buf_append(&c->auth_out, data, len);
+	else if (len)
+		c->auth_err = FCGI_ETOOBIG;
+}
+
+static void gw_auth_done_cb(fcgi_client_req *r, int err, void *ud)
+{
+	(void)r;
+	gw_conn *c = ud;
+	c->auth_done = 1;
+	if (!c->auth_err)
+		c->auth_err = err;
+	gw_mark_dirty(c);
+}
+
+/* The FastCGI Authorizer role (spec 6.3): the same parameters, no body. Its 200 lets the
+ * request go on, carrying every "Variable-NAME: value" as the parameter NAME; any other
+ * answer goes to the client as it is. */
+static void gw_auth_start(gw_conn *c)
+{
+	gw *g = c->g;
+	gw_cgi_in in = {
+	        .req = &c->req,
+	        .path = c->path,
+	        .root = g->doc_root,
+	        .script_ext = g->script_ext,
+	        .index = g->index,
+	        .remote_addr = c->raddr,
+	        .remote_port = c->rport,
+	        .server_addr = c->laddr,
+	        .server_port = c->lport,
+	        .software = g->software,
+	};
+	gw_params ps = {0};
+	fcgi_client_req *r = NULL;
+	int rc = gw_cgi_map(&in, &ps) ? FCGI_ENOMEM : fcgi_client_req_new(g->auth, &r);
+	if (!rc)
+		rc = fcgi_client_req_set_role(r, FCGI_ROLE_AUTHORIZER);
+	for (size_t i = 0; i < ps.n && !rc; i++)
+		rc = fcgi_client_req_add_param(r, ps.v[i].name, ps.v[i].value);
+	gw_params_free(&ps);
+	if (!rc)
+		rc = fcgi_client_req_on_output(r, gw_auth_output, c);
+	if (!rc)
+		rc = fcgi_client_req_on_done(r, gw_auth_done_cb, c);
+	if (!rc)
+		rc = fcgi_client_req_send(r);
+	if (rc) {
+		gw_log("%s: cannot ask the authorizer: %s", g->auth_addr, fcgi_strerror(rc));
+		if (r)
+			fcgi_client_req_free(r);
+		gw_local_response(c, 500, NULL, 0);
+		return;
+	}
+	c->auth = r;
+	c->state = GW_UPSTREAM;
+	c->t_up = fk_now_ms();
+}
+
+static void gw_auth_finished(gw_conn *c)
+{
+	gw *g = c->g;
+	int err = c->auth_err;
+	fcgi_client_req_free(c->auth);
+	c->auth = NULL;
+	c->auth_done = 0;
+	fcgi_cgi_head h;
+	fcgi_header hs[GW_CGI_HEADERS_MAX];
+	ssize_t n = err ? -1
+	                : fcgi_cgi_head_parse((const char *)fk_buf_head(&c->auth_out),
+	                                      fk_buf_size(&c->auth_out), &h, hs, GW_CGI_HEADERS_MAX,
+	                                      GW_CGI_HEAD_MAX);
+	if (n <= 0) {
+		gw_log("%s: %.*s: authorizer failed: %s", g->auth_addr, (int)c->req.target.n,
+		       c->req.target.p, err ? fcgi_strerror(err) : "no CGI response head");
+		gw_local_response(c, err == FCGI_ETIMEDOUT ? 504 : 502, NULL, 0);
+		return;
+	}
+	if (h.status == 200) {
+		gw_params_free(&c->params);
+		for (size_t i = 0; i < h.nheaders; i++) {
+			const fcgi_header *x = &hs[i];
+			if (x->name_len <= 9 || strncasecmp(x->name, "variable-", 9))
+				continue;
+			char name[256];
+			size_t nl = x->name_len - 9 < sizeof name - 1 ? x->name_len - 9 : sizeof name - 1;
+			memcpy(name, x->name + 9, nl);
+			name[nl] = 0;
+			if (gw_params_set(&c->params, name, x->value, x->value_len)) {
+				gw_local_response(c, 500, NULL, 0);
+				return;
+			}
+		}
+		c->authorized = 1;
+		fk_buf_reset(&c->auth_out);
+		gw_dispatch(c);
+		return;
+	}
+	/* Refused: the authorizer's own response, minus its Variable-* lines. */
+	fcgi_header keep[GW_CGI_HEADERS_MAX];
+	fcgi_cgi_head kh = h;
+	kh.nheaders = 0;
+	for (size_t i = 0; i < h.nheaders; i++)
+		if (hs[i].name_len < 9 || strncasecmp(hs[i].name, "variable-", 9))
+			keep[kh.nheaders++] = hs[i];
+	gw_emit_head(c, &kh, keep);
+	gw_emit_body(c, fk_buf_head(&c->auth_out) + n, fk_buf_size(&c->auth_out) - (size_t)n);
+	if (c->chunked_out) {
+		fk_buf_append(&c->out, "0\r\n\r\n", 5);
+		c->chunked_out = 0;
+	}
+	c->resp_done = 1;
+	c->state = GW_LOCAL;
+}
+
 /* ------------------------------------------------------------------ request intake */
 
 static void gw_dispatch(gw_conn *c)
@@ -1320,6 +1460,10 @@ static void gw_dispatch(gw_conn *c)
 	g->requests++;
 	if (gw_status_page(c))
 		return;
+	if (g->auth && !c->authorized && !strncmp(c->path, g->auth_prefix, strlen(g->auth_prefix))) {
+		gw_auth_start(c);
+		return;
+	}
 	if (gw_try_static(c))
 		return;
 	gw_cgi_in in = {
@@ -1336,10 +1480,20 @@ static void gw_dispatch(gw_conn *c)
 	        .server_port = c->lport,
 	        .software = g->software,
 	};
+	gw_params vars = c->params; /* the Authorizer's Variable-* results, if any */
+	c->params = (gw_params){0};
 	if (gw_cgi_map(&in, &c->params)) {
+		gw_params_free(&vars);
 		gw_local_response(c, 500, NULL, 1);
 		return;
 	}
+	for (size_t i = 0; i < vars.n; i++)
+		if (gw_params_set(&c->params, vars.v[i].name, vars.v[i].value, strlen(vars.v[i].value))) {
+			gw_params_free(&vars);
+			gw_local_response(c, 500, NULL, 1);
+			return;
+		}
+	gw_params_free(&vars);
 	gw_up_start(c);
 }
 
@@ -1639,6 +1793,11 @@ static int gw_loop(gw *g)
 				t = 10; /* poll fallback: no descriptor to wait on */
 			if (t >= 0 && t < timeout)
 				timeout = t;
+			if (i == 0 && g->auth) {
+				int ta = fcgi_client_next_timeout(g->auth);
+				if (ta >= 0 && ta < timeout)
+					timeout = ta;
+			}
 			if (g->probe_ms && !g->be[i].probing) {
 				int64_t due = g->be[i].next_probe - fk_now_ms();
 				if (due < timeout)
@@ -1670,6 +1829,8 @@ static int gw_loop(gw *g)
 		}
 		for (size_t i = 0; i < g->nbe; i++)
 			fcgi_client_process(g->be[i].cli, 0);
+		if (g->auth)
+			fcgi_client_process(g->auth, 0);
 		while (g->dirty) {
 			gw_conn *c = g->dirty;
 			g->dirty = c->dirty_next;
@@ -1689,6 +1850,8 @@ static int gw_loop(gw *g)
 			}
 			if (c->up_done && c->up)
 				gw_up_finished(c);
+			if (!c->dead && c->auth_done && c->auth)
+				gw_auth_finished(c);
 			if (!c->dead && (c->state == GW_HEAD || c->state == GW_BODY))
 				gw_conn_advance(c);
 			if (!c->dead)
@@ -1771,6 +1934,9 @@ static void gw_usage(FILE *f)
 	        "                           ?openmetrics) for loopback clients\n"
 	        "      --probe-interval MS  GET_VALUES to every backend this often (0: off)\n"
 	        "      --sendfile-root DIR  X-Accel-Redirect / X-Sendfile serve files under DIR\n"
+	        "      --authorizer ADDR    a FastCGI Authorizer asked first (its Variable-*\n"
+	        "                           results reach the responder)\n"
+	        "      --auth-prefix PATH   only paths under PATH need the authorizer (/)\n"
 	        "      --workers N|auto     processes sharing the listening socket, each with\n"
 	        "                           its own loop (1; auto: one per core)\n"
 	        "  -h, --help\n");
@@ -1854,7 +2020,7 @@ static int gw_supervise(gw *g, int n)
 int fk_tool_gateway(int argc, char **argv)
 {
 	enum { O_BALANCE = 256, O_INDEX, O_EXT, O_MAXBODY, O_MAXBUF, O_MAXCONNS, O_UPTO, O_ACCESS,
-	       O_WORKERS, O_STATUS, O_PROBE, O_SENDFILE };
+	       O_WORKERS, O_STATUS, O_PROBE, O_SENDFILE, O_AUTH, O_AUTHPREFIX };
 	static const struct option opts[] = {
 	        {"listen", required_argument, NULL, 'l'},
 	        {"backend", required_argument, NULL, 'b'},
@@ -1871,12 +2037,15 @@ int fk_tool_gateway(int argc, char **argv)
 	        {"status-path", required_argument, NULL, O_STATUS},
 	        {"probe-interval", required_argument, NULL, O_PROBE},
 	        {"sendfile-root", required_argument, NULL, O_SENDFILE},
+	        {"authorizer", required_argument, NULL, O_AUTH},
+	        {"auth-prefix", required_argument, NULL, O_AUTHPREFIX},
 	        {"help", no_argument, NULL, 'h'},
 	        {NULL, 0, NULL, 0},
 	};
 	gw g0 = {0}, *g = &g0;
 	g->lfd = -1;
 	g->listen_kind = GW_T_LISTEN;
+	g->auth_kind = GW_T_BACKEND;
 	g->index = "index.php";
 	g->script_ext = ".php";
 	g->max_body = 64u << 20;
@@ -1941,6 +2110,13 @@ int fk_tool_gateway(int argc, char **argv)
 			break;
 		case O_STATUS:
 			g->status_path = optarg;
+			bad |= optarg[0] != '/';
+			break;
+		case O_AUTH:
+			g->auth_addr = optarg;
+			break;
+		case O_AUTHPREFIX:
+			g->auth_prefix = optarg;
 			bad |= optarg[0] != '/';
 			break;
 		case O_SENDFILE:
@@ -2056,6 +2232,18 @@ int fk_tool_gateway(int argc, char **argv)
 		bconf[i].id_len = strlen(b->addr);
 		bconf[i].weight = 1;
 	}
+	if (g->auth_addr) {
+		if (!g->auth_prefix)
+			g->auth_prefix = "/";
+		if (fcgi_client_new(&g->auth, g->auth_addr)) {
+			gw_log("--authorizer %s: not an address", g->auth_addr);
+			goto out;
+		}
+		fcgi_client_set_opt(g->auth, FCGI_CLIENT_READ_TIMEOUT_MS, g->upstream_to);
+		fcgi_client_set_opt(g->auth, FCGI_CLIENT_WRITE_TIMEOUT_MS, g->upstream_to);
+		if (fcgi_client_fd(g->auth) >= 0)
+			fk_ev_add(&g->ev, fcgi_client_fd(g->auth), FK_EV_IN, &g->auth_kind);
+	}
 	fk_bal_config bc;
 	fk_bal_config_default(&bc);
 	bc.policy = policy;
@@ -2077,6 +2265,8 @@ out:
 			fcgi_client_free(g->be[i].cli);
 	for (size_t i = 0; g->be && i < g->nbe; i++)
 		free(g->be[i].lat);
+	if (g->auth)
+		fcgi_client_free(g->auth);
 	fk_bal_group_free(g->bal);
 	if (ev_ok)
 		fk_ev_close(&g->ev);

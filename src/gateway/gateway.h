@@ -31,6 +31,9 @@ typedef struct gw_params {
 } gw_params;
 
 void gw_params_free(gw_params *ps);
+/* Sets name to value[0..vn) (copied), replacing the first parameter of that name or
+ * appending one. FCGI_OK or FCGI_ENOMEM. */
+int gw_params_set(gw_params *ps, const char *name, const char *value, size_t vn);
 /* The value of the first parameter called name, or NULL. */
 const char *gw_params_get(const gw_params *ps, const char *name);
 

@@ -741,6 +741,59 @@ def t_redirects(tmp):
         stop(pm)
 
 
+def t_authorizer(tmp):
+    authz = os.path.join(BUILD, "examples", "authorizer")
+    if not os.access(authz, os.X_OK):
+        tap(True, "authorizer routes", skip="build/examples/authorizer missing")
+        return
+    import base64
+    asock = os.path.join(tmp, "authz.sock")
+    ap = start([authz, "unix:" + asock], os.path.join(tmp, "authz.log"))
+    e = Backend(tmp, "auth-echo")
+    try:
+        wait_for(lambda: peers.unix_open(asock), 10)
+        g = Gateway(tmp, "gw-auth", [e.addr], ["--authorizer", "unix:" + asock,
+                                              "--auth-prefix", "/private"])
+        try:
+            rc, out, _ = curl(["-i", g.url + "/public?x=1"])
+            pub = b"X-Query: x=1" in out
+            rc, out, _ = curl(["-i", g.url + "/private/a"])
+            refused = out.startswith(b"HTTP/1.1 401") and b"WWW-Authenticate" in out and \
+                b"X-Request-Method" not in out
+            good = base64.b64encode(b"demo:secret").decode()
+            rc, out, _ = curl(["-i", "-H", "Authorization: Basic " + good, g.url + "/private/b?y=2"])
+            ok = out.startswith(b"HTTP/1.1 200") and b"X-Query: y=2" in out
+            tap(pub and refused and ok,
+                "authorizer route: refused with the authorizer's 401, accepted goes on to the "
+                "responder, other paths untouched", "%s %s %s\n%r" % (pub, refused, ok, out[:400]))
+        finally:
+            g.stop()
+        if run(["perl", "-MFCGI", "-e", "1"])[0] != 0:
+            tap(True, "authorizer Variable-* reach the responder", skip="libfcgi-perl missing")
+            return
+        script = os.path.join(tmp, "authvars.pl")
+        with open(script, "w") as f:
+            f.write("use FCGI; my $r = FCGI::Request(); while ($r->Accept() >= 0) { "
+                    "print \"Content-Type: text/plain\\r\\n\\r\\nuser=$ENV{AUTH_USER}\"; }\n")
+        psock = os.path.join(tmp, "authvars.sock")
+        pm = start([FCGIKIT, "pm", "--listen", "unix:" + psock, "--workers", "1", "--",
+                    "/usr/bin/perl", script], os.path.join(tmp, "authvars-pm.log"))
+        try:
+            wait_for(lambda: peers.unix_open(psock), 10)
+            g2 = Gateway(tmp, "gw-auth2", ["unix:" + psock], ["--authorizer", "unix:" + asock])
+            try:
+                rc, out, _ = curl(["-H", "Authorization: Basic " + good, g2.url + "/x"])
+                tap(out == b"user=demo", "authorizer: its Variable-AUTH_USER reaches the responder",
+                    repr(out))
+            finally:
+                g2.stop()
+        finally:
+            stop(pm)
+    finally:
+        e.stop()
+        stop(ap)
+
+
 def main():
     if not os.access(FCGIKIT, os.X_OK) or not os.access(ECHO, os.X_OK):
         print("1..0 # SKIP build first (make): %s" % FCGIKIT)
@@ -784,6 +837,7 @@ def main():
             ("workers", lambda: t_workers(tmp)),
             ("probes", lambda: t_probes_status(tmp)),
             ("redirects", lambda: t_redirects(tmp)),
+            ("authorizer", lambda: t_authorizer(tmp)),
         ]
         for name, fn in tests:
             if SELECT and not any(s in name for s in SELECT):
