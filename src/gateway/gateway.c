@@ -194,6 +194,9 @@ struct gw {
 	const char *auth_addr, *auth_prefix;
 	size_t sendfile_root_len;
 	int64_t probe_ms;        /* --probe-interval: GET_VALUES to every backend; 0 = off */
+	unsigned queue;          /* --queue: requests that may wait per backend beyond what it
+	                            can take at once (its connections x requests per connection) */
+	long backend_conns;      /* --backend-conns: FCGI_CLIENT_MAX_CONNS, 0 = the default */
 	int64_t started;
 	uint64_t requests, local_answers;
 };
@@ -1284,8 +1287,36 @@ static void gw_up_start(gw_conn *c)
 {
 	gw *g = c->g;
 	int64_t now = fk_now_ms();
+	/* What a backend may hold: what it takes at once (the client's connections, times the
+	 * requests each carries when it multiplexes) plus --queue waiting in the client. A
+	 * backend past it is skipped; when all are, the answer is 503 at once rather than a
+	 * queue that only grows. */
+	int any_up = 0;
+	for (size_t i = 0; i < g->nbe; i++) {
+		long conns = fcgi_client_get_opt(g->be[i].cli, FCGI_CLIENT_MAX_CONNS);
+		long per = fcgi_client_mpxs(g->be[i].cli)
+		               ? fcgi_client_get_opt(g->be[i].cli, FCGI_CLIENT_MAX_REQS_PER_CONN)
+		               : 1;
+		long cap = conns * (per > 0 ? per : 1) + (long)g->queue;
+		fk_bal_set_capacity(g->bal, (int)i, cap > 0 && cap < 1000000 ? (unsigned)cap : 0,
+		                    FK_BAL_CAP_LEARNED);
+		any_up |= fk_bal_backend_state(g->bal, (int)i, now) == FK_BAL_UP;
+	}
 	int idx = fk_bal_pick(g->bal, now, NULL, 0, &c->tried);
 	if (idx < 0) {
+		if (any_up && !c->overloaded && !c->got_output) {
+			int all_full = 1;
+			for (size_t i = 0; i < g->nbe; i++)
+				all_full &= fk_bal_backend_state(g->bal, (int)i, now) != FK_BAL_UP ||
+				            (fk_bal_capacity(g->bal, (int)i) &&
+				             g->bal->b[i].outstanding >= fk_bal_capacity(g->bal, (int)i));
+			if (all_full) {
+				gw_log("%.*s: every backend full (queue %u each): 503", (int)c->req.target.n,
+				       c->req.target.p, g->queue);
+				gw_local_response(c, 503, "Retry-After: 1\r\n", 0);
+				return;
+			}
+		}
 		gw_up_fail(c, c->overloaded ? 503 : 502);
 		return;
 	}
@@ -1934,6 +1965,10 @@ static void gw_usage(FILE *f)
 	        "                           ?openmetrics) for loopback clients\n"
 	        "      --probe-interval MS  GET_VALUES to every backend this often (0: off)\n"
 	        "      --sendfile-root DIR  X-Accel-Redirect / X-Sendfile serve files under DIR\n"
+	        "      --backend-conns N    connections to each backend (8; for php-cgi or libfcgi\n"
+	        "                           pools: their worker count)\n"
+	        "      --queue N            requests waiting per backend beyond what it takes at\n"
+	        "                           once (256); past it on every backend: 503\n"
 	        "      --authorizer ADDR    a FastCGI Authorizer asked first (its Variable-*\n"
 	        "                           results reach the responder)\n"
 	        "      --auth-prefix PATH   only paths under PATH need the authorizer (/)\n"
@@ -2020,7 +2055,7 @@ static int gw_supervise(gw *g, int n)
 int fk_tool_gateway(int argc, char **argv)
 {
 	enum { O_BALANCE = 256, O_INDEX, O_EXT, O_MAXBODY, O_MAXBUF, O_MAXCONNS, O_UPTO, O_ACCESS,
-	       O_WORKERS, O_STATUS, O_PROBE, O_SENDFILE, O_AUTH, O_AUTHPREFIX };
+	       O_WORKERS, O_STATUS, O_PROBE, O_SENDFILE, O_AUTH, O_AUTHPREFIX, O_QUEUE, O_BCONNS };
 	static const struct option opts[] = {
 	        {"listen", required_argument, NULL, 'l'},
 	        {"backend", required_argument, NULL, 'b'},
@@ -2038,6 +2073,8 @@ int fk_tool_gateway(int argc, char **argv)
 	        {"probe-interval", required_argument, NULL, O_PROBE},
 	        {"sendfile-root", required_argument, NULL, O_SENDFILE},
 	        {"authorizer", required_argument, NULL, O_AUTH},
+	        {"queue", required_argument, NULL, O_QUEUE},
+	        {"backend-conns", required_argument, NULL, O_BCONNS},
 	        {"auth-prefix", required_argument, NULL, O_AUTHPREFIX},
 	        {"help", no_argument, NULL, 'h'},
 	        {NULL, 0, NULL, 0},
@@ -2055,6 +2092,7 @@ int fk_tool_gateway(int argc, char **argv)
 	g->idle_to = 60000;
 	g->send_to = 60000;
 	g->upstream_to = 60000;
+	g->queue = 256;
 	const char *listen_addr = NULL, *root = NULL, *access = NULL, *sendfile_root = NULL;
 	const char **backends = calloc((size_t)argc + 1, sizeof *backends);
 	size_t nb = 0;
@@ -2114,6 +2152,14 @@ int fk_tool_gateway(int argc, char **argv)
 			break;
 		case O_AUTH:
 			g->auth_addr = optarg;
+			break;
+		case O_QUEUE:
+			bad |= gw_parse_size(optarg, &v) || v > 100000;
+			g->queue = (unsigned)v;
+			break;
+		case O_BCONNS:
+			bad |= gw_parse_size(optarg, &v) || !v || v > 4096;
+			g->backend_conns = (long)v;
 			break;
 		case O_AUTHPREFIX:
 			g->auth_prefix = optarg;
@@ -2225,6 +2271,8 @@ int fk_tool_gateway(int argc, char **argv)
 			goto out;
 		}
 		fcgi_client_set_opt(b->cli, FCGI_CLIENT_READ_TIMEOUT_MS, g->upstream_to);
+		if (g->backend_conns)
+			fcgi_client_set_opt(b->cli, FCGI_CLIENT_MAX_CONNS, g->backend_conns);
 		fcgi_client_set_opt(b->cli, FCGI_CLIENT_WRITE_TIMEOUT_MS, g->upstream_to);
 		if (fcgi_client_fd(b->cli) >= 0)
 			fk_ev_add(&g->ev, fcgi_client_fd(b->cli), FK_EV_IN, b);

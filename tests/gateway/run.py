@@ -20,6 +20,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -794,6 +795,51 @@ def t_authorizer(tmp):
         stop(ap)
 
 
+def t_queue_full(tmp):
+    if not os.path.exists(PHP_CGI):
+        tap(True, "bounded backend queue", skip="php-cgi not installed")
+        return
+    d = os.path.join(tmp, "qfull")
+    os.makedirs(d)
+    with open(os.path.join(d, "slow.php"), "w") as f:
+        f.write("<?php usleep(600000); echo 'done';\n")
+    sock = os.path.join(d, "php.sock")
+    p = start([FCGIKIT, "pm", "--listen", "unix:" + sock, "--workers", "1", "--", PHP_CGI],
+              os.path.join(d, "pm.log"))
+    try:
+        wait_for(lambda: peers.unix_open(sock), 10)
+        g = Gateway(tmp, "gw-queue", ["unix:" + sock],
+                    ["--root", d, "--backend-conns", "1", "--queue", "2"])
+        try:
+            res = []
+            lock = threading.Lock()
+
+            def one():
+                rc, out, _ = curl(["-s", "-o", "/dev/null", "-w", "%{http_code}",
+                                   g.url + "/slow.php"], timeout=30)
+                with lock:
+                    res.append(out.decode())
+            ths = [threading.Thread(target=one) for _ in range(8)]
+            t0 = time.monotonic()
+            for t in ths:
+                t.start()
+                time.sleep(0.02)
+            for t in ths:
+                t.join(40)
+            took = time.monotonic() - t0
+            n200, n503 = res.count("200"), res.count("503")
+            tap(n200 == 3 and n503 == 5 and took < 6,
+                "--queue: one php-cgi worker, 1 in flight + 2 waiting served, the rest 503 at once "
+                "(%d served, %d refused, %.1f s)" % (n200, n503, took), repr(res))
+            rc, out, _ = curl(["-i", g.url + "/slow.php"])
+            tap(out.startswith(b"HTTP/1.1 200"), "--queue: served again once the queue drained",
+                out[:200])
+        finally:
+            g.stop()
+    finally:
+        stop(p)
+
+
 def main():
     if not os.access(FCGIKIT, os.X_OK) or not os.access(ECHO, os.X_OK):
         print("1..0 # SKIP build first (make): %s" % FCGIKIT)
@@ -838,6 +884,7 @@ def main():
             ("probes", lambda: t_probes_status(tmp)),
             ("redirects", lambda: t_redirects(tmp)),
             ("authorizer", lambda: t_authorizer(tmp)),
+            ("queue", lambda: t_queue_full(tmp)),
         ]
         for name, fn in tests:
             if SELECT and not any(s in name for s in SELECT):
