@@ -471,6 +471,8 @@ static void gw_conn_free(gw_conn *c)
 	fk_buf_free(&c->body);
 	fk_buf_free(&c->cgihead);
 	fk_buf_free(&c->errline);
+	fk_buf_free(&c->auth_out);
+	free(c->redirect);
 	free(c);
 }
 
