@@ -239,6 +239,12 @@ fi
 
 if want gateway && [ -f tests/gateway/run.py ]; then
 	FCGIKIT_BUILD=$BUILD run_prog tests/gateway/run.py "$T_INTEROP" python3 tests/gateway/run.py
+	if [ -x "$SAN_BUILD/fcgikit" ] && [ -x "$SAN_BUILD/examples/echo" ]; then
+		ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=1 \
+		UBSAN_OPTIONS=${UBSAN_OPTIONS:+$UBSAN_OPTIONS:}print_stacktrace=1:halt_on_error=1 \
+		FCGIKIT_BUILD=$SAN_BUILD run_prog "tests/gateway/run.py (ASan+UBSan build)" \
+			"$T_INTEROP" python3 tests/gateway/run.py
+	fi
 fi
 
 if want pm && [ -f tests/pm/run.py ]; then
