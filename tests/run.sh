@@ -11,7 +11,8 @@
 #   compat    tests/compat/run.sh: classic libfcgi programs built against Debian's libfcgi,
 #             against fcgikit's compat headers, and run on fcgikit's libfcgi.so.0 drop-in
 #   gateway   python3 tests/gateway/run.py: fcgikit gateway with curl and raw sockets in front
-#             of echo, hello and php-cgi
+#             of echo, hello and php-cgi; tests/gateway/failover.py: failover under load
+#             (kill -9, and a link cut between network namespaces the test creates)
 #   pm        python3 tests/pm/run.py: fcgikit pm with real programs behind nginx
 #   clientpeers  python3 tests/clientpeers/run.py: the client and tools against php-fpm,
 #             php-cgi, Perl FCGI, libfcgi and fcgikit applications
@@ -239,6 +240,9 @@ fi
 
 if want gateway && [ -f tests/gateway/run.py ]; then
 	FCGIKIT_BUILD=$BUILD run_prog tests/gateway/run.py "$T_INTEROP" python3 tests/gateway/run.py
+	# kill -9 of a backend under load, and a backend's link cut in a network namespace
+	FCGIKIT_BUILD=$BUILD run_prog tests/gateway/failover.py "$T_INTEROP" \
+		python3 tests/gateway/failover.py
 	if [ -x "$SAN_BUILD/fcgikit" ] && [ -x "$SAN_BUILD/examples/echo" ]; then
 		ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=1 \
 		UBSAN_OPTIONS=${UBSAN_OPTIONS:+$UBSAN_OPTIONS:}print_stacktrace=1:halt_on_error=1 \

@@ -197,6 +197,7 @@ struct gw {
 	unsigned queue;          /* --queue: requests that may wait per backend beyond what it
 	                            can take at once (its connections x requests per connection) */
 	long backend_conns;      /* --backend-conns: FCGI_CLIENT_MAX_CONNS, 0 = the default */
+	long connect_to;         /* --connect-timeout ms */
 	int64_t started;
 	uint64_t requests, local_answers;
 };
@@ -1274,9 +1275,12 @@ static void gw_up_finished(gw_conn *c)
 		fk_bal_report_failure(g->bal, idx, now, kind);
 		fk_bal_release(g->bal, idx);
 		/* Refused or reset before any response byte: nothing reached the client, so another
-		 * backend may answer. A timeout is not retried: the application may still be
-		 * working on it. */
-		if (!c->got_output && err != FCGI_ETIMEDOUT) {
+		 * backend may answer. A timeout is retried only for GET and HEAD (as nginx's
+		 * default fastcgi_next_upstream does): the application may still be working on it,
+		 * and only those may run twice. */
+		int idempotent = (c->req.method.n == 3 && !memcmp(c->req.method.p, "GET", 3)) ||
+		                 (c->req.method.n == 4 && !memcmp(c->req.method.p, "HEAD", 4));
+		if (!c->got_output && (err != FCGI_ETIMEDOUT || idempotent)) {
 			gw_up_start(c);
 			return;
 		}
@@ -1962,6 +1966,9 @@ static void gw_usage(FILE *f)
 	        "      --max-buffer BYTES   response bytes buffered for a slow client (32 MiB)\n"
 	        "      --max-conns N        HTTP connections at once (1024)\n"
 	        "      --upstream-timeout MS  no byte from a backend that owes one (60000): 504\n"
+	        "                           (GET and HEAD are tried on another backend first)\n"
+	        "      --connect-timeout MS connecting to a backend (3000); a timeout counts as a\n"
+	        "                           failure of that backend\n"
 	        "      --access-log FILE    access log (default: stdout)\n"
 	        "      --status-path PATH   JSON status (PATH, or OpenMetrics at PATH/metrics or\n"
 	        "                           ?openmetrics) for loopback clients\n"
@@ -2057,7 +2064,8 @@ static int gw_supervise(gw *g, int n)
 int fk_tool_gateway(int argc, char **argv)
 {
 	enum { O_BALANCE = 256, O_INDEX, O_EXT, O_MAXBODY, O_MAXBUF, O_MAXCONNS, O_UPTO, O_ACCESS,
-	       O_WORKERS, O_STATUS, O_PROBE, O_SENDFILE, O_AUTH, O_AUTHPREFIX, O_QUEUE, O_BCONNS };
+	       O_WORKERS, O_STATUS, O_PROBE, O_SENDFILE, O_AUTH, O_AUTHPREFIX, O_QUEUE, O_BCONNS,
+	       O_CONNTO };
 	static const struct option opts[] = {
 	        {"listen", required_argument, NULL, 'l'},
 	        {"backend", required_argument, NULL, 'b'},
@@ -2077,6 +2085,7 @@ int fk_tool_gateway(int argc, char **argv)
 	        {"authorizer", required_argument, NULL, O_AUTH},
 	        {"queue", required_argument, NULL, O_QUEUE},
 	        {"backend-conns", required_argument, NULL, O_BCONNS},
+	        {"connect-timeout", required_argument, NULL, O_CONNTO},
 	        {"auth-prefix", required_argument, NULL, O_AUTHPREFIX},
 	        {"help", no_argument, NULL, 'h'},
 	        {NULL, 0, NULL, 0},
@@ -2095,6 +2104,7 @@ int fk_tool_gateway(int argc, char **argv)
 	g->send_to = 60000;
 	g->upstream_to = 60000;
 	g->queue = 256;
+	g->connect_to = 3000;
 	const char *listen_addr = NULL, *root = NULL, *access = NULL, *sendfile_root = NULL;
 	const char **backends = calloc((size_t)argc + 1, sizeof *backends);
 	size_t nb = 0;
@@ -2158,6 +2168,10 @@ int fk_tool_gateway(int argc, char **argv)
 		case O_QUEUE:
 			bad |= gw_parse_size(optarg, &v) || v > 100000;
 			g->queue = (unsigned)v;
+			break;
+		case O_CONNTO:
+			bad |= gw_parse_size(optarg, &v) || !v || v > 600000;
+			g->connect_to = (long)v;
 			break;
 		case O_BCONNS:
 			bad |= gw_parse_size(optarg, &v) || !v || v > 4096;
@@ -2275,6 +2289,7 @@ int fk_tool_gateway(int argc, char **argv)
 		fcgi_client_set_opt(b->cli, FCGI_CLIENT_READ_TIMEOUT_MS, g->upstream_to);
 		if (g->backend_conns)
 			fcgi_client_set_opt(b->cli, FCGI_CLIENT_MAX_CONNS, g->backend_conns);
+		fcgi_client_set_opt(b->cli, FCGI_CLIENT_CONNECT_TIMEOUT_MS, g->connect_to);
 		fcgi_client_set_opt(b->cli, FCGI_CLIENT_WRITE_TIMEOUT_MS, g->upstream_to);
 		if (fcgi_client_fd(b->cli) >= 0)
 			fk_ev_add(&g->ev, fcgi_client_fd(b->cli), FK_EV_IN, b);
