@@ -486,6 +486,11 @@ def netns_available():
     rc, out = sh([IP, "netns", "list"])
     if rc:
         return "ip netns unavailable: " + out.strip()
+    # listing works where creating does not (a container without the capability): try
+    rc, out = sh([IP, "netns", "add", "fk-gw-probe"])
+    sh([IP, "netns", "del", "fk-gw-probe"])
+    if rc:
+        return "cannot create a network namespace here: " + out.strip()
     return ""
 
 
