@@ -14,6 +14,9 @@ bash bench/client/run.sh || status=1
 echo
 echo "== fcgikit pm vs spawn-fcgi, and reloads under load vs php-fpm (bench/pm)"
 python3 bench/pm/run.py --seconds "$secs" || status=1
+echo
+echo "== fcgikit gateway vs nginx, lighttpd and HAProxy in front of the same backend (bench/gateway)"
+python3 bench/gateway/run.py --seconds "$secs" || status=1
 if [ -f bench/compat/run.sh ]; then
 	echo
 	echo "== the same libfcgi program on Debian's libfcgi and on fcgikit's drop-in (bench/compat)"
