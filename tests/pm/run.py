@@ -964,7 +964,7 @@ def t_status_nginx(tmp):
 
 
 def t_make_run(tmp):
-    """The README's first command: the demo stack comes up and answers."""
+    """The README's first command: the demo stack (gateway -> pm -> examples) answers."""
     port = peers.free_port()
     env = dict(os.environ, DEMO_SECONDS="6", PORT=str(port), FCGIKIT_BUILD=BUILD)
     proc = subprocess.Popen(["bash", os.path.join(ROOT, "examples", "run-demo.sh")], env=env,
@@ -973,14 +973,18 @@ def t_make_run(tmp):
     try:
         up = wait_for(lambda: peers.port_open(port), 15)
         st1, b1 = http_get("http://127.0.0.1:%d/" % port)
-        st2, b2 = http_get("http://127.0.0.1:%d/pm-status?json" % port)
-        pools = [p["name"] for p in json.loads(b2)["pools"]] if st2 == 200 else []
-        tap(up and st1 == 200 and b1 == b"Hello, World!\n" and pools == ["hello", "echo"],
-            "make run: nginx -> fcgikit pm -> examples answers, status lists both pools",
-            "up=%s %s %r %s %r" % (up, st1, b1[:100], st2, b2[:300]))
+        st2, b2 = http_get("http://127.0.0.1:%d/index.html" % port)
+        st3, b3 = http_get("http://127.0.0.1:%d/gw-status" % port)
+        states = [b["state"] for b in json.loads(b3)["backends"]] if st3 == 200 else []
+        tap(up and st1 == 200 and b1 == b"Hello, World!\n" and st2 == 200 and
+            b"fcgikit demo" in b2 and states == ["UP"],
+            "make run: gateway -> fcgikit pm -> hello answers, the static page and the "
+            "gateway's status too", "up=%s %s %r %s %s %r" % (up, st1, b1[:100], st2, st3, b3[:300]))
         out, _ = proc.communicate(timeout=30)
-        tap(proc.returncode == 0, "make run: stops cleanly after DEMO_SECONDS",
-            out.decode(errors="replace")[-800:])
+        text = out.decode(errors="replace")
+        m = re.search(r"pm status --socket (unix:\S+)", text)
+        tap(proc.returncode == 0 and m is not None, "make run: stops cleanly after DEMO_SECONDS, "
+            "and says how to reach the manager", text[-800:])
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGTERM)
@@ -1024,8 +1028,7 @@ def main():
         ("dynamic-kernel", lambda: t_dynamic_kernel(tmp)),
         ("status-nginx", lambda: t_status_nginx(tmp) if have_nginx else
          tap(True, "status behind nginx", skip="nginx not installed")),
-        ("make-run", lambda: t_make_run(tmp) if have_nginx else
-         tap(True, "make run", skip="nginx not installed")),
+        ("make-run", lambda: t_make_run(tmp)),
     ]
     # the php reload test needs the www dir written by the foreign test's setup
     d = os.path.join(tmp, "www")
