@@ -82,26 +82,6 @@ static int set_flags(int fd)
 	return FCGI_OK;
 }
 
-/* A socket file left by a process that is gone is removed; a live one is an error. */
-static int clear_stale_unix(const struct sockaddr_un *un, socklen_t len)
-{
-	struct stat st;
-	if (lstat(un->sun_path, &st))
-		return FCGI_OK;
-	if (!S_ISSOCK(st.st_mode))
-		return FCGI_EADDR;
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return FCGI_ESYS;
-	int live = connect(fd, (const struct sockaddr *)un, len) == 0;
-	close(fd);
-	if (live) {
-		errno = EADDRINUSE;
-		return FCGI_ESYS;
-	}
-	return unlink(un->sun_path) ? FCGI_ESYS : FCGI_OK;
-}
-
 FCGI_EXPORT int fcgi_app_listen(fcgi_app *app, const char *address)
 {
 	fk_addr a;
@@ -109,7 +89,7 @@ FCGI_EXPORT int fcgi_app_listen(fcgi_app *app, const char *address)
 	if (rc)
 		return rc;
 	int family = a.ss.ss_family, is_unix = family == AF_UNIX;
-	if (is_unix && (rc = clear_stale_unix((struct sockaddr_un *)&a.ss, a.len)))
+	if (is_unix && (rc = fk_unix_clear_stale((struct sockaddr_un *)&a.ss, a.len)))
 		return rc;
 	int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)

@@ -58,12 +58,6 @@ static int after_fork(fcgi_app *app)
 	return FCGI_OK;
 }
 
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* ---------------------------------------------------------------- under fcgikit pm */
 
@@ -195,7 +189,7 @@ static int standalone(fcgi_app *app, int workers)
 	int stopping = 0, alive = 0;
 	int64_t deadline = 0;
 	for (;;) {
-		int64_t now = mono_ms();
+		int64_t now = fk_now_ms();
 		for (int i = 0; i < workers && !stopping; i++) {
 			if (s[i].pid > 0 || now < s[i].respawn_at)
 				continue;
@@ -227,7 +221,7 @@ static int standalone(fcgi_app *app, int workers)
 		if (sig == SIGTERM || sig == SIGINT) {
 			if (!stopping) {
 				stopping = 1;
-				deadline = mono_ms() + app->opt[FCGI_OPT_DRAIN_TIMEOUT_MS] + 1000;
+				deadline = fk_now_ms() + app->opt[FCGI_OPT_DRAIN_TIMEOUT_MS] + 1000;
 				for (int i = 0; i < workers; i++)
 					if (s[i].pid > 0)
 						kill(s[i].pid, SIGTERM);
@@ -242,7 +236,7 @@ static int standalone(fcgi_app *app, int workers)
 					continue;
 				s[i].pid = 0;
 				alive--;
-				now = mono_ms();
+				now = fk_now_ms();
 				/* A worker that dies at once again and again waits longer each time
 				 * (0.1 s doubling to 10 s) instead of burning the CPU. */
 				s[i].quick = now - s[i].started < 1000 ? s[i].quick + 1 : 0;

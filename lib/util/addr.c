@@ -5,7 +5,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <sys/stat.h>
 #include <sys/un.h>
+#include <unistd.h>
 
 #include "fcgikit.h"
 #include "util/addr.h"
@@ -251,4 +254,23 @@ int fk_netlist_match(const fk_net *nets, size_t n, const struct sockaddr *sa)
 			return 1;
 	}
 	return 0;
+}
+
+int fk_unix_clear_stale(const struct sockaddr_un *un, socklen_t len)
+{
+	struct stat st;
+	if (!un->sun_path[0] || lstat(un->sun_path, &st))
+		return FCGI_OK; /* abstract name, or no file */
+	if (!S_ISSOCK(st.st_mode))
+		return FCGI_EADDR;
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return FCGI_ESYS;
+	int live = connect(fd, (const struct sockaddr *)un, len) == 0;
+	close(fd);
+	if (live) {
+		errno = EADDRINUSE;
+		return FCGI_ESYS;
+	}
+	return unlink(un->sun_path) ? FCGI_ESYS : FCGI_OK;
 }

@@ -19,6 +19,13 @@ int fk_addr_parse(const char *s, fk_addr *out);
 /* Writes a form fk_addr_parse accepts. FCGI_OK or FCGI_ETOOBIG. */
 int fk_addr_format(const struct sockaddr *sa, socklen_t len, char *buf, size_t size);
 
+/* Before binding a Unix socket path: a socket file left by a process that is gone (nobody
+ * accepts on it) is removed; FCGI_OK also when there is no file. A live socket is FCGI_ESYS
+ * with errno EADDRINUSE; a file that is not a socket, FCGI_EADDR. Shared by the application
+ * runtime, fcgikit pm and the gateway, so none of them takes over a socket in use. */
+struct sockaddr_un;
+int fk_unix_clear_stale(const struct sockaddr_un *un, socklen_t len);
+
 /* An allow-list of IPv4/IPv6 networks (FCGI_WEB_SERVER_ADDRS). */
 typedef struct fk_net {
 	uint8_t family; /* AF_INET or AF_INET6 */

@@ -1934,8 +1934,12 @@ static int gw_listen(gw *g, const char *spec)
 	}
 	int one = 1;
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-	if (a.ss.ss_family == AF_UNIX)
-		unlink(((struct sockaddr_un *)&a.ss)->sun_path);
+	if (a.ss.ss_family == AF_UNIX && fk_unix_clear_stale((struct sockaddr_un *)&a.ss, a.len)) {
+		gw_log("listen %s: %s", spec, errno == EADDRINUSE ? "in use by another process"
+		                                                  : "a file that is not a socket is in the way");
+		close(fd);
+		return -1;
+	}
 	if (bind(fd, (struct sockaddr *)&a.ss, a.len) || listen(fd, 511)) {
 		gw_log("listen %s: %s", spec, strerror(errno));
 		close(fd);

@@ -124,21 +124,18 @@ int pm_listen(const pm_pool_conf *conf, int *is_unix, char **unix_path)
 	const char *path = NULL;
 	if (*is_unix) {
 		path = ((struct sockaddr_un *)&a.ss)->sun_path;
-		/* A socket file left by a manager that died is stale when nobody answers on it;
-		 * a live one belongs to someone else and is not ours to take. */
-		struct stat st;
-		if (path[0] && !lstat(path, &st) && S_ISSOCK(st.st_mode)) {
-			int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-			int live = probe >= 0 && !connect(probe, (struct sockaddr *)&a.ss, a.len);
-			if (probe >= 0)
-				close(probe);
-			if (live) {
-				pm_log("error", "pool %s: %s is in use by another process", conf->name,
-				       path);
-				close(fd);
-				return -1;
-			}
-			unlink(path);
+		/* A socket file left by a manager that died is stale; a live one belongs to
+		 * someone else and is not ours to take. */
+		rc = fk_unix_clear_stale((struct sockaddr_un *)&a.ss, a.len);
+		if (rc) {
+			if (rc == FCGI_ESYS && errno == EADDRINUSE)
+				pm_log("error", "pool %s: %s is in use by another process", conf->name, path);
+			else
+				pm_log("error", "pool %s: cannot listen on %s: %s", conf->name, path,
+				       rc == FCGI_EADDR ? "a file that is not a socket is in the way"
+				                        : strerror(errno));
+			close(fd);
+			return -1;
 		}
 	} else {
 		int one = 1;
