@@ -1,15 +1,19 @@
 /* app.c — the application runtime: the loop, connections, dispatch (see app_int.h). */
 #include <errno.h>
+#include <limits.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "app/app_int.h"
+#include "app/wake.h"
 #include "util/report.h"
 #include "util/alloc.h"
 
@@ -125,6 +129,8 @@ FCGI_EXPORT int fcgi_app_new(fcgi_app **out)
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&app->cv_accept, &ca);
 	pthread_cond_init(&app->cv_io, &ca);
+	cpu_set_t cpus;
+	app->ncpu = !sched_getaffinity(0, sizeof cpus, &cpus) ? (unsigned)CPU_COUNT(&cpus) : 1;
 	pthread_condattr_destroy(&ca);
 	memcpy(app->opt, opt_defaults, sizeof app->opt);
 	sync_limits(app);
@@ -210,6 +216,23 @@ void fk_app_wake(fcgi_app *app)
 static _Thread_local const fcgi_app *tls_loop_app;
 
 int fk_app_on_loop_thread(const fcgi_app *app) { return tls_loop_app == app; }
+
+/* The blocking API's bookkeeping for the wake policy (wake.h): the app this thread counts as
+ * busy in (from fcgi_accept's return to its next call), and the handler being sampled. */
+static _Thread_local fcgi_app *tls_busy_app;
+static _Thread_local const fcgi_req *tls_sample_req;
+static _Thread_local long tls_sample_nvcsw, tls_sample_base;
+
+int fk_app_sample_end(const fcgi_req *req)
+{
+	if (!req || tls_sample_req != req)
+		return -1;
+	tls_sample_req = NULL;
+	struct rusage ru;
+	if (getrusage(RUSAGE_THREAD, &ru))
+		return -1;
+	return ru.ru_nvcsw - tls_sample_nvcsw > tls_sample_base;
+}
 
 FCGI_EXPORT void fcgi_app_stop(fcgi_app *app)
 {
@@ -442,7 +465,17 @@ static int send_buf(int fd, fk_buf *b)
  * or FCGI_ECLOSED when the connection died. An application thread sends with the lock
  * released: it takes the bytes out of srv.out, and bytes appended meanwhile are put behind
  * what it could not send. */
+static int conn_flush(fk_conn *c, int unlocked);
+
 int fk_conn_flush(fk_conn *c)
+{
+	return conn_flush(c, !fk_app_on_loop_thread(c->app));
+}
+
+/* unlocked: send with the lock released, so that threads finishing requests are not held
+ * up behind a system call. The loop thread may do so only where no caller up its stack
+ * holds pointers the others could change: at the top of a pass (flush_dirty). */
+static int conn_flush(fk_conn *c, int unlocked)
 {
 	if (fk_conn_gone(c))
 		return FCGI_ECLOSED;
@@ -452,7 +485,7 @@ int fk_conn_flush(fk_conn *c)
 		return FCGI_OK;
 	}
 	size_t before = fk_buf_size(&c->srv.out);
-	int unlocked = !fk_app_on_loop_thread(app), st = 0;
+	int st = 0;
 	c->sending = 1;
 	do {
 		c->flush_again = 0;
@@ -522,7 +555,7 @@ static void flush_dirty(fcgi_app *app)
 		fk_conn *c = app->dirty;
 		app->dirty = c->next_dirty;
 		c->dirty = 0;
-		fk_conn_flush(c);
+		conn_flush(c, 1);
 	}
 }
 
@@ -1103,15 +1136,22 @@ static void loop_pass(fcgi_app *app, int timeout_ms)
 	tls_loop_app = NULL;
 	/* Wake exactly the threads that have something to do: one acceptor per new request
 	 * (less the one the leader takes itself), every io waiter when their state changed. */
-	size_t wake = app->queued_new;
+	size_t queued = app->queued_new;
 	app->queued_new = 0;
-	if (wake && app->leader_acceptor)
-		wake--;
-	if (app->stopped)
+	if (queued && app->leader_acceptor)
+		queued--;
+	if (app->stopped) {
 		pthread_cond_broadcast(&app->cv_accept);
-	else
-		for (unsigned i = 0; i < wake && i < app->accept_waiters; i++)
+	} else {
+		unsigned wake = fk_wake_acceptors(queued > UINT_MAX ? UINT_MAX : (unsigned)queued,
+		                                  app->accept_waiters, app->busy, app->ncpu,
+		                                  app->blocking);
+		for (unsigned i = 0; i < wake; i++)
 			pthread_cond_signal(&app->cv_accept);
+		/* Requests left for busy threads to take need a guard watching (wake.h). */
+		if (wake < queued && !app->guard && app->accept_waiters > wake)
+			pthread_cond_signal(&app->cv_accept);
+	}
 	if (app->changed) {
 		app->changed = 0;
 		if (app->io_waiters)
@@ -1123,7 +1163,8 @@ static int pred_ready(fcgi_app *app, void *arg);
 
 int fk_app_wait(fcgi_app *app, int (*pred)(fcgi_app *, void *), void *arg, int64_t deadline)
 {
-	int led = 0, rc = FCGI_OK, acceptor = pred == pred_ready;
+	int led = 0, rc = FCGI_OK, acceptor = pred == pred_ready, guarding = 0,
+	    guarded = 0;
 	pthread_cond_t *cv = acceptor ? &app->cv_accept : &app->cv_io;
 	unsigned *waiters = acceptor ? &app->accept_waiters : &app->io_waiters;
 	while (!pred(app, arg)) {
@@ -1140,6 +1181,19 @@ int fk_app_wait(fcgi_app *app, int (*pred)(fcgi_app *, void *), void *arg, int64
 			continue;
 		}
 		(*waiters)++;
+		/* Someone must notice work that busy threads were trusted to take (wake.h).
+		 * While nothing is in flight a leader watches the sockets: sleep untimed then. */
+		if (acceptor && deadline < 0 && app->blocking < FK_WAKE_BLOCKING_EAGER &&
+		    (app->busy || app->nready)) {
+			/* one guard on a short watch; every other sleeper looks up now and then,
+			 * whatever it may have missed */
+			int guard = !app->guard;
+			int64_t ms = guard ? FK_WAKE_GUARD_MS : FK_WAKE_CHECK_MS;
+			app->guard |= guard;
+			now = fk_now_ms();
+			deadline = now + ms;
+			guarding = 1 + guard;
+		}
 		if (deadline >= 0) {
 			struct timespec ts;
 			clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -1151,14 +1205,30 @@ int fk_app_wait(fcgi_app *app, int (*pred)(fcgi_app *, void *), void *arg, int64
 			cond_wait(app, cv, NULL);
 		}
 		(*waiters)--;
+		guarded = guarding == 2;
+		if (guarding) {
+			if (guarded)
+				app->guard = 0;
+			guarding = 0;
+			deadline = -1;
+		}
 	}
+	/* A guard that found work leaves: the next sleeper takes the watch over. And whoever
+	 * takes one of several queued requests with no guard watching wakes the next sleeper,
+	 * which takes another or becomes the guard (wake.h). */
+	if (acceptor && !app->guard && app->accept_waiters &&
+	    ((guarded && app->busy) || app->nready > 1))
+		pthread_cond_signal(&app->cv_accept);
 	/* We stop leading: let a waiting thread take the loop over, so that input is read while
 	 * we work. */
 	if (led && !app->leader) {
 		/* The acceptors already woken take the queued requests (less the one we take
 		 * ourselves); one more is needed to run the loop while we all work. */
 		size_t taken = app->nready - (acceptor && app->nready ? 1 : 0);
-		if (app->accept_waiters > taken)
+		if (app->accept_waiters > taken &&
+		    (app->io_waiters || !app->guard ||
+		     fk_wake_successor(app->accept_waiters - (unsigned)taken, app->busy, app->ncpu,
+		                       app->blocking)))
 			pthread_cond_signal(&app->cv_accept);
 		else if (app->io_waiters)
 			pthread_cond_signal(&app->cv_io);
@@ -1180,6 +1250,10 @@ FCGI_EXPORT int fcgi_accept(fcgi_app *app, fcgi_req **out)
 		app_unlock(app);
 		return FCGI_ESTATE;
 	}
+	if (tls_busy_app == app) {
+		app->busy--;
+		tls_busy_app = NULL;
+	}
 	fk_app_wait(app, pred_ready, NULL, -1);
 	if (!app->nready) {
 		app_unlock(app);
@@ -1193,7 +1267,21 @@ FCGI_EXPORT int fcgi_accept(fcgi_app *app, fcgi_req **out)
 	 * about to answer another request of the same connection. */
 	if (app->dirty && (!r->conn || !r->conn->dirty || app->nready == 0))
 		flush_dirty(app);
+	app->busy++;
+	tls_busy_app = app;
+	/* every handler at first, to learn quickly what kind they are */
+	app->sample_ctr++;
+	int sample = app->sample_ctr <= FK_WAKE_SAMPLE_FIRST ||
+	             app->sample_ctr % FK_WAKE_SAMPLE_EVERY == 0;
 	app_unlock(app);
+	struct rusage ru0, ru;
+	/* Two readings back to back: what reading alone adds (a tracer's stops count as
+	 * switches), so that strace -c sees the policy it would see without strace. */
+	if (sample && !getrusage(RUSAGE_THREAD, &ru0) && !getrusage(RUSAGE_THREAD, &ru)) {
+		tls_sample_req = r;
+		tls_sample_nvcsw = ru.ru_nvcsw;
+		tls_sample_base = ru.ru_nvcsw - ru0.ru_nvcsw;
+	}
 	*out = r;
 	return FCGI_OK;
 }

@@ -126,6 +126,10 @@ struct fcgi_app {
 	unsigned accept_waiters, io_waiters;
 	size_t queued_new;        /* requests queued during the current pass */
 	int leader_acceptor;      /* the leader will take a queued request itself */
+	/* wake policy (wake.h): acceptor threads inside a handler, cores, how often sampled
+	 * handlers blocked, the sampling counter, whether a guard waiter is asleep */
+	unsigned busy, ncpu, blocking, sample_ctr;
+	int guard;
 	fk_ev ev;
 	int wake_fd;        /* eventfd: cross-thread and signal wake-ups */
 	int wake_kind;      /* FK_OBJ_WAKE: the epoll item for wake_fd points here */
@@ -170,6 +174,9 @@ void fk_app_lock(fcgi_app *app);
 void fk_app_unlock(fcgi_app *app);
 int fk_app_wait(fcgi_app *app, int (*pred)(fcgi_app *, void *), void *arg, int64_t deadline);
 int fk_app_on_loop_thread(const fcgi_app *app);
+/* fcgi_finish, before it locks: whether the calling thread's sampled handler of req blocked
+ * (1/0), or -1 when req was not sampled (wake.h). */
+int fk_app_sample_end(const fcgi_req *req);
 void fk_app_wake(fcgi_app *app);
 void fk_conn_mark_dirty(fk_conn *c);
 int fk_conn_flush(fk_conn *c);

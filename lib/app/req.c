@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "app/app_int.h"
+#include "app/wake.h"
 #include "util/alloc.h"
 
 enum {
@@ -320,11 +321,14 @@ FCGI_EXPORT int fcgi_finish(fcgi_req *req, int app_status)
 {
 	fcgi_app *app = req->app;
 	int rc = FCGI_OK, send_now = 0;
+	int blocked = fk_app_sample_end(req);
 	req_lock(req);
 	if (!(req->flags & FK_R_OWNED)) {
 		req_unlock(req);
 		return FCGI_ESTATE;
 	}
+	if (blocked >= 0)
+		app->blocking = fk_wake_blocking_update(app->blocking, blocked);
 	fk_conn *c = req->conn;
 	if (c) {
 		if (req->flags & FK_R_FULL) {

@@ -2132,6 +2132,58 @@ static void test_busy_thread_does_not_stall_others(void **state)
 	srv_stop(s);
 }
 
+/* Handlers that block (a database call, a sleep) get every thread at once: the wake policy
+ * (lib/app/wake.h) holds threads back only while handlers compute, and must notice. */
+static atomic_int g_entry_conc[256];
+static atomic_int g_entries;
+
+static void serve_blocking(srv *s, fcgi_req *r)
+{
+	int k = atomic_fetch_add(&g_entries, 1);
+	if (k < 256)
+		atomic_store(&g_entry_conc[k], atomic_load(&s->in_fn));
+	sleep_ms(10);
+	serve_echo(s, r);
+}
+
+static void test_blocking_handlers_get_every_thread(void **state)
+{
+	(void)state;
+	enum { CONNS = 16, ROUNDS = 8 };
+	srv *s = srv_new();
+	atomic_store(&g_entries, 0);
+	srv_listen_unix(s, "blocking.sock");
+	srv_start(s, 8, serve_blocking);
+	int fds[CONNS];
+	for (int i = 0; i < CONNS; i++) {
+		fds[i] = connect_unix(s->path);
+		assert_true(fds[i] >= 0);
+	}
+	for (int round = 0; round < ROUNDS; round++) {
+		for (int i = 0; i < CONNS; i++)
+			assert_int_equal(send_request(fds[i], 1, RAW_KEEP_CONN, "x", 1, NULL), 0);
+		for (int i = 0; i < CONNS; i++) {
+			raw_resp r;
+			raw_collect_result c = collect1(fds[i], 1, &r);
+			assert_complete(&c, &r);
+			raw_resp_free(&r, 1);
+		}
+	}
+	/* after the first rounds (the policy learns from them), a request's handler starts
+	 * beside most of the other seven threads' */
+	int n = atomic_load(&g_entries), sum = 0, cnt = 0;
+	assert_int_equal(n, CONNS * ROUNDS);
+	for (int k = 4 * CONNS; k < n; k++, cnt++)
+		sum += atomic_load(&g_entry_conc[k]);
+	if (sum < 4 * cnt)
+		fail_msg("blocking handlers ran %.1f at a time on average with 8 threads and %d "
+		         "requests waiting",
+		         (double)sum / cnt, CONNS);
+	for (int i = 0; i < CONNS; i++)
+		close(fds[i]);
+	srv_stop(s);
+}
+
 /* One thread, many kept-alive connections: none of them holds the thread. */
 static void test_idle_conns_hold_no_thread(void **state)
 {
@@ -2255,6 +2307,7 @@ int main(void)
 	    T(test_read_timeout),
 	    T(test_multiplexed_requests_served_in_parallel),
 	    T(test_busy_thread_does_not_stall_others),
+	    T(test_blocking_handlers_get_every_thread),
 	    T(test_idle_conns_hold_no_thread),
 	};
 	return cmocka_run_group_tests_name("app", tests, group_setup, group_teardown);

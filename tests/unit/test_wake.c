@@ -1,0 +1,87 @@
+/* test_wake.c — the blocking API's wake policy (lib/app/wake.h), tick by tick. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "app/wake.h"
+
+static void test_blocking_average(void **state)
+{
+	(void)state;
+	unsigned avg = 0;
+	/* three blocked handlers in a row make handlers count as blocking */
+	avg = fk_wake_blocking_update(avg, 1);
+	assert_true(avg < FK_WAKE_BLOCKING_EAGER);
+	avg = fk_wake_blocking_update(avg, 1);
+	avg = fk_wake_blocking_update(avg, 1);
+	assert_true(avg >= FK_WAKE_BLOCKING_EAGER);
+	/* always blocking converges to one, never above */
+	for (int i = 0; i < 200; i++)
+		avg = fk_wake_blocking_update(avg, 1);
+	assert_true(avg <= FK_WAKE_BLOCKING_ONE && avg > FK_WAKE_BLOCKING_ONE - 16);
+	/* and computing again brings it back under the bar within a few dozen samples */
+	int n = 0;
+	while (avg >= FK_WAKE_BLOCKING_EAGER && n < 100)
+		avg = fk_wake_blocking_update(avg, 0), n++;
+	assert_true(n > 5 && n < 20);
+	/* an out-of-range value is clamped, not wrapped */
+	assert_true(fk_wake_blocking_update(5000, 0) <= FK_WAKE_BLOCKING_ONE);
+}
+
+static void test_acceptors_computing(void **state)
+{
+	(void)state;
+	/* two cores, nobody busy: the leader takes one request, one more thread runs */
+	assert_int_equal(fk_wake_acceptors(10, 7, 0, 2, 0), 1);
+	/* one thread already busy: the cores are taken; it will take the rest */
+	assert_int_equal(fk_wake_acceptors(10, 6, 1, 2, 0), 0);
+	assert_int_equal(fk_wake_acceptors(10, 6, 5, 2, 0), 0);
+	/* eight cores: up to seven more */
+	assert_int_equal(fk_wake_acceptors(10, 7, 0, 8, 0), 7);
+	assert_int_equal(fk_wake_acceptors(3, 7, 2, 8, 0), 3);
+	assert_int_equal(fk_wake_acceptors(10, 2, 0, 8, 0), 2);
+	/* never more than queued or waiting; nothing queued wakes nobody */
+	assert_int_equal(fk_wake_acceptors(0, 7, 0, 8, 0), 0);
+	assert_int_equal(fk_wake_acceptors(5, 0, 0, 8, 0), 0);
+	/* an unknown core count reads as one */
+	assert_int_equal(fk_wake_acceptors(5, 5, 0, 0, 0), 0);
+}
+
+static void test_acceptors_blocking(void **state)
+{
+	(void)state;
+	/* handlers that block: every queued request gets a thread now */
+	assert_int_equal(fk_wake_acceptors(10, 6, 1, 2, FK_WAKE_BLOCKING_EAGER), 6);
+	assert_int_equal(fk_wake_acceptors(3, 6, 5, 2, FK_WAKE_BLOCKING_ONE), 3);
+	assert_int_equal(fk_wake_acceptors(0, 6, 5, 2, FK_WAKE_BLOCKING_ONE), 0);
+}
+
+static void test_successor(void **state)
+{
+	(void)state;
+	/* nobody asleep: nobody to wake */
+	assert_false(fk_wake_successor(0, 0, 2, 0));
+	/* nobody busy who would come back: someone must run the loop */
+	assert_true(fk_wake_successor(3, 0, 2, 0));
+	/* two cores, one other busy: that one takes the loop over when back */
+	assert_false(fk_wake_successor(3, 1, 2, 0));
+	/* eight cores, one busy: a core is free for the loop */
+	assert_true(fk_wake_successor(3, 1, 8, 0));
+	assert_false(fk_wake_successor(3, 7, 8, 0));
+	/* blocking handlers: always */
+	assert_true(fk_wake_successor(3, 7, 8, FK_WAKE_BLOCKING_EAGER));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	        cmocka_unit_test(test_blocking_average),
+	        cmocka_unit_test(test_acceptors_computing),
+	        cmocka_unit_test(test_acceptors_blocking),
+	        cmocka_unit_test(test_successor),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
