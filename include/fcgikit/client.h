@@ -233,6 +233,22 @@ typedef void (*fcgi_client_output_cb)(fcgi_client_req *req, int stream, const vo
                                       size_t len, void *ud);
 FCGI_EXPORT int fcgi_client_req_on_output(fcgi_client_req *req, fcgi_client_output_cb cb,
                                           void *ud);
+/* Flow control for the output callback's caller, when it cannot pass output on as fast as
+ * it comes (a slow HTTP client). paused 1 stops, 0 resumes; callable any time, also from
+ * inside the output callback, and before the request is sent.
+ * - While a paused request is the only one in flight on its connection, the library stops
+ *   reading that connection: the socket buffer fills and the application's writes wait. No
+ *   output callback runs for it until it is resumed (bytes already read are kept, at most
+ *   one read's worth, and delivered first on resume). No read or write timeout runs on the
+ *   connection meanwhile: the caller bounds how long it stays paused (the request's own
+ *   deadline, fcgi_client_req_set_timeout, still applies).
+ * - While the connection is shared with other requests (multiplexing), it is read anyway,
+ *   or they would stall: the paused request's output keeps coming and the caller must take
+ *   it (the gateway spills it to a temporary file). New requests go to another connection
+ *   when one can be used or opened (FCGI_CLIENT_MAX_CONNS), before joining such a one.
+ * Freeing or aborting a paused request ends the pause. FCGI_OK, or FCGI_EINVAL for NULL. */
+FCGI_EXPORT int fcgi_client_req_pause(fcgi_client_req *req, int paused);
+
 /* cb(req, err, ud) exactly once when the request is done: err FCGI_OK when END_REQUEST
  * said REQUEST_COMPLETE, FCGI_EOVERLOADED / FCGI_ECANTMPX / FCGI_EUNKNOWNROLE for the other
  * protocol statuses, or what went wrong (FCGI_ESYS connecting, FCGI_ECLOSED, FCGI_EPROTO,

@@ -398,12 +398,15 @@ static void report_values(fcgi_client *c)
 
 /* ---------------------------------------------------------------- dispatch */
 
-static fk_cconn *pick_conn(fcgi_client *c)
+/* skip_paused: leave out connections carrying a paused request (joining one ends its hold,
+ * and its caller must then take output it asked not to get). */
+static fk_cconn *pick_conn(fcgi_client *c, int skip_paused)
 {
 	uint32_t per = fk_cl_slots_wanted(c);
 	fk_cconn *best = NULL;
 	for (fk_cconn *k = c->conns; k; k = k->next) {
-		if (k->values || (k->flags & FK_CF_CLOSING) || k->state == FK_CC_DEAD)
+		if (k->values || (k->flags & FK_CF_CLOSING) || k->state == FK_CC_DEAD ||
+		    (skip_paused && k->npaused))
 			continue;
 		uint32_t busy = fk_cli_inflight(&k->cli);
 		if (busy >= per)
@@ -444,19 +447,23 @@ static void dispatch(fcgi_client *c)
 				return;
 			continue; /* answered: mpxs is known, or the queue failed */
 		}
-		fk_cconn *k = pick_conn(c);
+		fk_cconn *k = pick_conn(c, 1);
 		if (!k) {
 			long max = c->opt[FCGI_CLIENT_MAX_CONNS];
 			if (c->max_conns && c->max_conns < max)
 				max = c->max_conns; /* what the application said it accepts */
-			if ((long)c->nconns >= max)
-				return;
-			int err, se;
-			char msg[200];
-			k = fk_cc_open(c, &err, &se, msg, sizeof msg);
-			if (!k) {
-				fk_cl_complete(r, err, se, msg);
-				continue;
+			if ((long)c->nconns >= max) {
+				k = pick_conn(c, 0); /* no room elsewhere: share after all */
+				if (!k)
+					return;
+			} else {
+				int err, se;
+				char msg[200];
+				k = fk_cc_open(c, &err, &se, msg, sizeof msg);
+				if (!k) {
+					fk_cl_complete(r, err, se, msg);
+					continue;
+				}
 			}
 		}
 		fk_rl_remove(&c->queue, r);
@@ -498,6 +505,8 @@ static int64_t conn_deadline(const fcgi_client *c, const fk_cconn *k)
 	if (k->state == FK_CC_CONNECTING)
 		return ct ? k->t_open + ct : 0;
 	int64_t d = 0;
+	if (fk_cc_holds(k))
+		return 0; /* its caller paused it: silence either way is ours, not the peer's */
 	if (k->stalled_since && wt && fk_buf_size(&k->out))
 		d = k->stalled_since + wt;
 	if ((fk_cli_inflight(&k->cli) || k->values) && rt)
@@ -580,6 +589,9 @@ static int work_due(const fcgi_client *c)
 {
 	if (c->kick || c->done.head)
 		return 1;
+	for (const fk_cconn *k = c->nheld ? c->conns : NULL; k; k = k->next)
+		if (fk_buf_size(&k->held) && !fk_cc_holds(k))
+			return 1;
 	for (const fk_values *v = c->values; v; v = v->next)
 		if (v->done)
 			return 1;
@@ -660,6 +672,11 @@ int fk_cl_process(fcgi_client *c, int timeout_ms)
 	}
 	sweep(c);
 	dispatch(c);
+	/* Connections whose hold ended (a resume, a request joining): feed what was held. */
+	for (fk_cconn *k = c->nheld ? c->conns : NULL, *next; k; k = next) {
+		next = k->next;
+		fk_cc_drain(k);
+	}
 	flush_dirty(c);
 	deliver(c);
 	while (c->dead) {

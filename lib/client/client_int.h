@@ -63,6 +63,8 @@ enum {
 	FK_RF_FREE_AFTER_WAIT = 1 << 9, /* freed inside a callback while waited for */
 	FK_RF_STDOUT_END = 1 << 10,
 	FK_RF_STDERR_END = 1 << 11,
+	FK_RF_PAUSED = 1 << 12,     /* fcgi_client_req_pause: counted in conn->npaused while it
+	                               holds a slot and is not aborted */
 };
 
 /* A body source (STDIN or DATA). */
@@ -120,6 +122,8 @@ enum {
 	FK_CF_CLOSING = 1 << 1,   /* takes no new request (no KEEP_CONN, or it failed) */
 	FK_CF_DIRTY = 1 << 2,     /* on c->dirty: output to flush at the end of the pass */
 	FK_CF_ANY_BYTE = 1 << 3,  /* the peer has sent at least one byte */
+	FK_CF_NOHOLD = 1 << 4,    /* the peer hung up: read what is left whatever the pauses
+	                             (epoll reports a hang-up even without read interest) */
 };
 
 enum { FK_CC_CONNECTING = 0, FK_CC_READY, FK_CC_DEAD };
@@ -139,6 +143,9 @@ struct fk_cconn {
 	fcgi_client_req **slots; /* slots[id - 1]: the request using that id, or NULL */
 	uint32_t nslots;
 	uint32_t nactive;       /* non-NULL slots */
+	uint32_t npaused;       /* slots whose request is paused (FK_RF_PAUSED) */
+	fk_buf held;            /* bytes read but not fed: the connection went on hold (its only
+	                           request paused) in the middle of a read */
 	fcgi_client_req *senders, *senders_tail; /* requests with input left to send */
 	fk_values *values;      /* a GET_VALUES waiting for its answer on this connection */
 	int64_t t_open;         /* connect started */
@@ -190,6 +197,7 @@ struct fcgi_client {
 	uint8_t probing;             /* the probe is out */
 	uint8_t in_pass;
 	uint8_t kick;                /* work was queued outside a pass: run one soon */
+	size_t nheld;                /* connections with bytes in `held` */
 	uint8_t *rbuf;               /* one read buffer for every connection */
 	int64_t now;                 /* clock at the start of the current step */
 	char last_error[200];        /* the latest connection failure, for messages */
@@ -224,6 +232,13 @@ void fk_cc_release_slot(fk_cconn *k, fcgi_client_req *r);
 int fk_cc_send_abort(fk_cconn *k, fcgi_client_req *r);
 void fk_cc_free(fk_cconn *k);
 int fk_cc_idle(const fk_cconn *k);
+/* Flow control. A connection is on hold while its only request in flight is paused: no read
+ * interest, no read or write timeout, and what a read brought after the pause waits in
+ * `held`. fk_cc_pause_changed re-evaluates after a pause or resume; fk_cc_drain feeds held
+ * bytes once the hold is over (inside a pass: it runs callbacks). */
+int fk_cc_holds(const fk_cconn *k);
+void fk_cc_pause_changed(fk_cconn *k);
+void fk_cc_drain(fk_cconn *k);
 
 /* req.c */
 void fk_cs_on_event(fk_src *s, unsigned events);

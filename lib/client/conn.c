@@ -71,15 +71,39 @@ void fk_cc_mark_dirty(fk_cconn *k)
 	k->c->dirty = k;
 }
 
+int fk_cc_holds(const fk_cconn *k)
+{
+	return k->state == FK_CC_READY && k->npaused == 1 && k->nactive == 1 && !k->values &&
+	       fk_cli_inflight(&k->cli) == 1 && !(k->flags & FK_CF_NOHOLD);
+}
+
 static void update_interest(fk_cconn *k)
 {
 	if (k->state == FK_CC_DEAD)
 		return;
+	/* On hold, not reading is the point: the socket fills, and TCP (or the Unix socket's
+	 * buffer) makes the application's writes wait — what nginx relies on when it does not
+	 * multiplex. */
 	unsigned want = k->state == FK_CC_CONNECTING
 	                    ? FK_EV_OUT
-	                    : FK_EV_IN | (fk_buf_size(&k->out) ? FK_EV_OUT : 0);
-	if (want != k->events && fk_ev_mod(&k->c->ev, k->fd, want, k) == FCGI_OK)
+	                    : (fk_cc_holds(k) ? 0 : FK_EV_IN) | (fk_buf_size(&k->out) ? FK_EV_OUT : 0);
+	if (want != k->events && fk_ev_mod(&k->c->ev, k->fd, want, k) == FCGI_OK) {
+		if (k->state == FK_CC_READY && !(k->events & FK_EV_IN) && (want & FK_EV_IN)) {
+			/* The hold is over: the time on hold was ours, not the application's silence. */
+			int64_t now = fk_now_ms();
+			k->last_io = now;
+			if (k->stalled_since)
+				k->stalled_since = now;
+		}
 		k->events = want;
+	}
+}
+
+void fk_cc_pause_changed(fk_cconn *k)
+{
+	update_interest(k);
+	if (fk_buf_size(&k->held) && !fk_cc_holds(k))
+		k->c->kick = 1; /* the next pass feeds what was held */
 }
 
 fk_cconn *fk_cc_open(fcgi_client *c, int *err, int *sys_errno, char *msg, size_t msize)
@@ -155,6 +179,9 @@ static void kill_conn(fk_cconn *k)
 	if (k->state == FK_CC_DEAD)
 		return;
 	k->state = FK_CC_DEAD;
+	if (fk_buf_size(&k->held))
+		c->nheld--;
+	fk_buf_free(&k->held);
 	fk_ev_del(&c->ev, k->fd);
 	close(k->fd);
 	k->fd = -1;
@@ -176,6 +203,7 @@ void fk_cc_free(fk_cconn *k)
 {
 	fk_cli_free(&k->cli);
 	fk_buf_free(&k->out);
+	fk_buf_free(&k->held);
 	fk_free(k->slots);
 	fk_free(k);
 }
@@ -256,10 +284,19 @@ static void senders_remove(fk_cconn *k, fcgi_client_req *r)
 	r->flags &= ~(uint32_t)FK_RF_IN_SENDERS;
 }
 
+/* Whether r counts in k->npaused. */
+static int pause_counted(const fk_cconn *k, const fcgi_client_req *r)
+{
+	return (r->flags & FK_RF_PAUSED) && !(r->flags & FK_RF_ABORTED) && r->id &&
+	       r->id <= k->nslots && k->slots[r->id - 1] == r;
+}
+
 void fk_cc_release_slot(fk_cconn *k, fcgi_client_req *r)
 {
 	senders_remove(k, r);
 	if (r->id && r->id <= k->nslots && k->slots[r->id - 1] == r) {
+		if (pause_counted(k, r))
+			k->npaused--;
 		k->slots[r->id - 1] = NULL;
 		k->nactive--;
 	}
@@ -305,6 +342,8 @@ int fk_cc_assign(fk_cconn *k, fcgi_client_req *r)
 	k->nactive++;
 	r->conn = k;
 	r->id = (uint16_t)id;
+	if (pause_counted(k, r))
+		k->npaused++;
 	r->state = FK_CR_ACTIVE;
 	r->phase = FK_SP_STDIN;
 	if (was_busy)
@@ -322,6 +361,8 @@ int fk_cc_send_abort(fk_cconn *k, fcgi_client_req *r)
 {
 	if (r->flags & FK_RF_ABORTED)
 		return FCGI_OK;
+	if (pause_counted(k, r))
+		k->npaused--; /* its END_REQUEST must be read: no hold for an aborted request */
 	r->flags |= FK_RF_ABORTED;
 	if (!r->abort_error)
 		r->abort_error = FCGI_EABORTED;
@@ -438,6 +479,12 @@ static void on_end_request(fk_cconn *k, fcgi_client_req *r, const fk_cli_event *
 	char msg[160];
 	switch (ev->protocol_status) {
 	case FCGI_STATUS_COMPLETE:
+		/* php-fpm and php-cgi end the request without the empty STDOUT record; the
+		 * output callback is promised one end-of-stream call all the same. */
+		if (!(r->flags & FK_RF_STDOUT_END) && r->on_output) {
+			r->flags |= FK_RF_STDOUT_END;
+			r->on_output(r, FCGI_CLIENT_STDOUT, NULL, 0, r->output_ud);
+		}
 		fk_cl_complete(r, FCGI_OK, 0, "REQUEST_COMPLETE");
 		return;
 	case FCGI_STATUS_CANT_MPX_CONN:
@@ -556,7 +603,32 @@ static void feed(fk_cconn *k, const uint8_t *in, size_t len)
 			return;
 		}
 		handle_event(k, &ev);
+		if (off < len && k->state != FK_CC_DEAD && fk_cc_holds(k)) {
+			/* Paused by that event's callback (or left alone with a paused request): the
+			 * rest waits, so no more output reaches a request that asked for none. */
+			if (!fk_buf_size(&k->held))
+				k->c->nheld++;
+			if (fk_buf_append(&k->held, in + off, len - off)) {
+				if (!fk_buf_size(&k->held))
+					k->c->nheld--;
+				fk_cc_fail(k, FCGI_ENOMEM, 0, "out of memory holding a paused response");
+			}
+			return;
+		}
 	}
+}
+
+void fk_cc_drain(fk_cconn *k)
+{
+	if (k->state != FK_CC_READY || !fk_buf_size(&k->held) || fk_cc_holds(k))
+		return;
+	/* Fed from a buffer of its own: feeding may go on hold again and keep a new rest. */
+	fk_buf in = k->held;
+	k->held = (fk_buf){0};
+	k->c->nheld--;
+	feed(k, fk_buf_head(&in), fk_buf_size(&in));
+	fk_buf_free(&in);
+	update_interest(k);
 }
 
 static void on_eof(fk_cconn *k)
@@ -578,10 +650,10 @@ static void on_eof(fk_cconn *k)
 	fk_cc_fail(k, FCGI_ECLOSED, 0, msg);
 }
 
-static void do_read(fk_cconn *k)
+static void read_some(fk_cconn *k)
 {
 	fcgi_client *c = k->c;
-	for (int round = 0; round < 8 && k->state == FK_CC_READY; round++) {
+	for (int round = 0; round < 8 && k->state == FK_CC_READY && !fk_cc_holds(k); round++) {
 		ssize_t n = read(k->fd, c->rbuf, FK_CL_RBUF);
 		if (n > 0) {
 			k->last_io = c->now;
@@ -612,6 +684,14 @@ static void do_read(fk_cconn *k)
 		fk_cc_fail(k, e == ECONNRESET ? FCGI_ECLOSED : FCGI_ESYS, e, msg);
 		return;
 	}
+}
+
+static void do_read(fk_cconn *k)
+{
+	fk_cc_drain(k); /* held bytes come before anything read now */
+	if (!fk_buf_size(&k->held))
+		read_some(k);
+	update_interest(k);
 }
 
 /* ---------------------------------------------------------------- writing */
@@ -684,6 +764,8 @@ void fk_cc_on_event(fk_cconn *k, unsigned events)
 			on_connected(k);
 		return;
 	}
+	if ((events & FK_EV_ERR) && fk_cc_holds(k))
+		k->flags |= FK_CF_NOHOLD; /* hung up: level-triggered, it would wake us forever */
 	if (events & (FK_EV_IN | FK_EV_ERR))
 		do_read(k);
 	if (k->state == FK_CC_READY && (events & FK_EV_OUT))

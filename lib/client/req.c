@@ -272,6 +272,26 @@ FCGI_EXPORT int fcgi_client_req_resume(fcgi_client_req *r)
 	return FCGI_OK;
 }
 
+FCGI_EXPORT int fcgi_client_req_pause(fcgi_client_req *r, int paused)
+{
+	if (!r)
+		return FCGI_EINVAL;
+	uint32_t want = paused ? FK_RF_PAUSED : 0;
+	if ((r->flags & FK_RF_PAUSED) == want)
+		return FCGI_OK;
+	fk_cconn *k = r->state == FK_CR_ACTIVE ? r->conn : NULL;
+	int counted = k && !(r->flags & FK_RF_ABORTED);
+	r->flags = (r->flags & ~(uint32_t)FK_RF_PAUSED) | want;
+	if (counted) {
+		if (want)
+			k->npaused++;
+		else
+			k->npaused--;
+		fk_cc_pause_changed(k);
+	}
+	return FCGI_OK;
+}
+
 FCGI_EXPORT int fcgi_client_req_on_output(fcgi_client_req *r, fcgi_client_output_cb cb, void *ud)
 {
 	if (!r)

@@ -9,9 +9,12 @@
  * bodies both ways byte-identical from a buffer, a pipe and a callback; GET_VALUES; every
  * protocol status (CANT_MPX_CONN with its fallback, OVERLOADED, UNKNOWN_ROLE); connection
  * errors and timeouts with their messages; driving the client from a poll() loop; a kept
- * connection the application closed while idle; and every allocation failing in turn.
+ * connection the application closed while idle; every allocation failing in turn; and
+ * fcgi_client_req_pause: alone on its connection it stops the reads (a raw application in a
+ * thread shows its writes waiting) without a timeout, shared it stalls no other request.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -22,6 +25,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -870,6 +875,291 @@ static void test_failing_allocator(void **st)
 	assert_true(successes > 0);
 }
 
+/* ------------------------------------------------------------------ pausing output */
+
+/* A raw FastCGI application on a Unix socket, in a thread: one request, answered with a
+ * short head and `total` bytes of a pattern, written without blocking so the test can see
+ * how far the writes got (`sent`) while the client does not read. */
+typedef struct rawsrv {
+	int lfd;
+	char dir[32], path[64], address[80];
+	size_t total;
+	size_t sent; /* bytes written so far (__atomic) */
+	int ok;
+	pthread_t th;
+} rawsrv;
+
+enum { RAW_TYPE_BEGIN = 1, RAW_TYPE_END = 3, RAW_TYPE_STDIN = 5, RAW_TYPE_STDOUT = 6 };
+
+static const char raw_head[] = "Status: 200 OK\r\nContent-Type: application/octet-stream\r\n\r\n";
+
+static uint8_t raw_pattern(size_t i) { return (uint8_t)(i % 251 + (i >> 16)); }
+
+static int raw_read_full(int fd, void *p, size_t n)
+{
+	uint8_t *b = p;
+	while (n) {
+		struct pollfd pl = {fd, POLLIN, 0};
+		if (poll(&pl, 1, 5000) != 1)
+			return -1;
+		ssize_t k = read(fd, b, n);
+		if (k <= 0)
+			return -1;
+		b += k;
+		n -= (size_t)k;
+	}
+	return 0;
+}
+
+static size_t raw_record(uint8_t *rec, unsigned type, unsigned id, const void *d, size_t n)
+{
+	uint8_t h[8] = {1, (uint8_t)type, (uint8_t)(id >> 8), (uint8_t)id, (uint8_t)(n >> 8),
+	                (uint8_t)n, 0, 0};
+	memcpy(rec, h, 8);
+	if (n)
+		memcpy(rec + 8, d, n);
+	return 8 + n;
+}
+
+static void *rawsrv_run(void *arg)
+{
+	rawsrv *s = arg;
+	struct pollfd pl = {s->lfd, POLLIN, 0};
+	if (poll(&pl, 1, 5000) != 1)
+		return NULL;
+	int fd = accept(s->lfd, NULL, NULL);
+	if (fd < 0)
+		return NULL;
+	static uint8_t in[65536 + 256], rec[8 + 32768], chunk[32768];
+	unsigned id = 0;
+	for (;;) { /* BEGIN_REQUEST, PARAMS..., STDIN... up to the empty STDIN */
+		uint8_t h[8];
+		if (raw_read_full(fd, h, 8))
+			goto out;
+		size_t clen = (size_t)h[4] << 8 | h[5], pad = h[6];
+		if (raw_read_full(fd, in, clen + pad))
+			goto out;
+		if (h[1] == RAW_TYPE_BEGIN)
+			id = (unsigned)h[2] << 8 | h[3];
+		if (h[1] == RAW_TYPE_STDIN && clen == 0)
+			break;
+	}
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+	size_t produced = 0, rlen = 0, roff = 0;
+	int step = 0; /* 0 head, 1 body, 2 STDOUT end, 3 END_REQUEST, 4 done */
+	long long end = spawn_now_ms() + 20000;
+	while (spawn_now_ms() < end) {
+		if (roff == rlen) {
+			roff = 0;
+			if (step == 0) {
+				rlen = raw_record(rec, RAW_TYPE_STDOUT, id, raw_head, sizeof raw_head - 1);
+				step = 1;
+			} else if (step == 1) {
+				size_t n = s->total - produced < sizeof chunk ? s->total - produced
+				                                              : sizeof chunk;
+				for (size_t i = 0; i < n; i++)
+					chunk[i] = raw_pattern(produced + i);
+				rlen = raw_record(rec, RAW_TYPE_STDOUT, id, chunk, n);
+				produced += n;
+				if (produced == s->total)
+					step = 2;
+			} else if (step == 2) {
+				rlen = raw_record(rec, RAW_TYPE_STDOUT, id, NULL, 0);
+				step = 3;
+			} else if (step == 3) {
+				static const uint8_t body[8] = {0};
+				rlen = raw_record(rec, RAW_TYPE_END, id, body, 8);
+				step = 4;
+			} else {
+				s->ok = 1;
+				break;
+			}
+		}
+		ssize_t w = send(fd, rec + roff, rlen - roff, MSG_NOSIGNAL);
+		if (w > 0) {
+			roff += (size_t)w;
+			__atomic_add_fetch(&s->sent, (size_t)w, __ATOMIC_SEQ_CST);
+			continue;
+		}
+		if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			struct pollfd po = {fd, POLLOUT, 0};
+			poll(&po, 1, 50);
+			continue;
+		}
+		break;
+	}
+	/* Until the client closes its kept connection. */
+	char sink[64];
+	struct pollfd pr = {fd, POLLIN, 0};
+	while (poll(&pr, 1, 5000) == 1 && read(fd, sink, sizeof sink) > 0)
+		;
+out:
+	close(fd);
+	return NULL;
+}
+
+static void rawsrv_start(rawsrv *s, size_t total)
+{
+	memset(s, 0, sizeof *s);
+	s->total = total;
+	snprintf(s->dir, sizeof s->dir, "/tmp/fcgikit-pause-XXXXXX");
+	assert_non_null(mkdtemp(s->dir));
+	snprintf(s->path, sizeof s->path, "%s/app.sock", s->dir);
+	snprintf(s->address, sizeof s->address, "unix:%s", s->path);
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	snprintf(sa.sun_path, sizeof sa.sun_path, "%s", s->path);
+	s->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_true(s->lfd >= 0);
+	assert_int_equal(bind(s->lfd, (struct sockaddr *)&sa, sizeof sa), 0);
+	assert_int_equal(listen(s->lfd, 4), 0);
+	assert_int_equal(pthread_create(&s->th, NULL, rawsrv_run, s), 0);
+}
+
+static void rawsrv_stop(rawsrv *s)
+{
+	pthread_join(s->th, NULL);
+	close(s->lfd);
+	unlink(s->path);
+	rmdir(s->dir);
+}
+
+typedef struct pause_seen {
+	size_t got, pause_at;
+	unsigned bad;
+	int paused, ended;
+} pause_seen;
+
+/* Checks the stream against raw_head + pattern, and pauses once pause_at bytes came. */
+static void pause_output(fcgi_client_req *r, int stream, const void *data, size_t len, void *ud)
+{
+	pause_seen *p = ud;
+	if (stream != FCGI_CLIENT_STDOUT)
+		return;
+	if (!len) {
+		p->ended = 1;
+		return;
+	}
+	const uint8_t *d = data;
+	size_t hl = sizeof raw_head - 1;
+	for (size_t i = 0; i < len; i++) {
+		size_t o = p->got + i;
+		if (d[i] != (o < hl ? (uint8_t)raw_head[o] : raw_pattern(o - hl)))
+			p->bad++;
+	}
+	p->got += len;
+	if (!p->paused && p->got >= p->pause_at) {
+		p->paused = 1;
+		assert_int_equal(fcgi_client_req_pause(r, 1), FCGI_OK);
+	}
+}
+
+/* The only request on its connection, paused: the client stops reading, the application's
+ * writes stop (its socket is full), no output is delivered, and the read and write
+ * timeouts (150 ms) do not fire in 600 ms of pause; resumed, all 8 MiB arrive intact. */
+static void test_pause_single(void **st)
+{
+	(void)st;
+	rawsrv s;
+	size_t total = 8u << 20;
+	rawsrv_start(&s, total);
+	fcgi_client *c = new_client(s.address);
+	fcgi_client_set_opt(c, FCGI_CLIENT_MPX, 0);
+	fcgi_client_set_opt(c, FCGI_CLIENT_READ_TIMEOUT_MS, 150);
+	fcgi_client_set_opt(c, FCGI_CLIENT_WRITE_TIMEOUT_MS, 150);
+	pause_seen ps = {.pause_at = 256 * 1024};
+	fcgi_client_req *r = get(c, "", NULL);
+	fcgi_client_req_on_output(r, pause_output, &ps);
+	fcgi_client_req_send(r);
+	long long t0 = spawn_now_ms();
+	while (!ps.paused && !fcgi_client_req_is_done(r) && spawn_now_ms() - t0 < 5000)
+		assert_int_equal(fcgi_client_process(c, 50), FCGI_OK);
+	assert_true(ps.paused);
+	size_t got = ps.got, sent_mid = 0;
+	t0 = spawn_now_ms();
+	while (spawn_now_ms() - t0 < 600) {
+		assert_int_equal(fcgi_client_process(c, 50), FCGI_OK);
+		if (!sent_mid && spawn_now_ms() - t0 >= 300)
+			sent_mid = __atomic_load_n(&s.sent, __ATOMIC_SEQ_CST);
+	}
+	size_t sent_end = __atomic_load_n(&s.sent, __ATOMIC_SEQ_CST);
+	assert_false(fcgi_client_req_is_done(r)); /* no timeout while paused */
+	assert_int_equal(ps.got, got);            /* nothing delivered while paused */
+	assert_int_equal(sent_mid, sent_end);     /* the application's writes wait */
+	assert_true(sent_end < total / 2);
+	assert_int_equal(fcgi_client_req_pause(r, 0), FCGI_OK);
+	assert_int_equal(fcgi_client_wait(c, r, 10000), FCGI_OK);
+	assert_int_equal(fcgi_client_req_error(r), FCGI_OK);
+	assert_int_equal(ps.got, sizeof raw_head - 1 + total);
+	assert_int_equal(ps.bad, 0);
+	assert_true(ps.ended);
+	fcgi_client_req_free(r);
+	fcgi_client_free(c);
+	rawsrv_stop(&s);
+	assert_true(s.ok);
+}
+
+typedef struct pause_check {
+	stream_check sc;
+	int paused;
+} pause_check;
+
+static void pause_at_first(fcgi_client_req *r, int stream, const void *data, size_t len,
+                           void *ud)
+{
+	pause_check *p = ud;
+	check_output(r, stream, data, len, &p->sc);
+	if (!p->paused && stream == FCGI_CLIENT_STDOUT && len) {
+		p->paused = 1;
+		fcgi_client_req_pause(r, 1);
+	}
+}
+
+/* Multiplexed on one connection: a paused 4 MiB response does not stall a second request
+ * (the connection is read anyway; the paused one's output keeps coming), and it completes
+ * intact once resumed. */
+static void test_pause_mpx_no_stall(void **st)
+{
+	(void)st;
+	size_t n = 4u << 20;
+	uint8_t *big = random_bytes(n, 7);
+	fcgi_client *c = new_client(echo_proc.address);
+	fcgi_client_set_opt(c, FCGI_CLIENT_MPX, 2);
+	fcgi_client_set_opt(c, FCGI_CLIENT_MAX_CONNS, 1);
+	fcgi_client_req *a;
+	assert_int_equal(fcgi_client_req_new(c, &a), FCGI_OK);
+	fcgi_client_req_add_param(a, "REQUEST_METHOD", "POST");
+	char cl[32];
+	snprintf(cl, sizeof cl, "%zu", n);
+	fcgi_client_req_add_param(a, "CONTENT_LENGTH", cl);
+	fcgi_client_req_body(a, big, n);
+	pause_check pc = {.sc = {.want = big, .want_len = n, .head_left = 1}};
+	fcgi_client_req_on_output(a, pause_at_first, &pc);
+	fcgi_client_req_send(a);
+	long long t0 = spawn_now_ms();
+	while (!pc.paused && spawn_now_ms() - t0 < 10000)
+		assert_int_equal(fcgi_client_process(c, 50), FCGI_OK);
+	assert_true(pc.paused);
+	fcgi_client_req *b = get(c, "x=1", NULL);
+	fcgi_client_req_send(b);
+	t0 = spawn_now_ms();
+	assert_int_equal(fcgi_client_wait(c, b, 5000), FCGI_OK);
+	assert_true(spawn_now_ms() - t0 < 3000);
+	assert_int_equal(fcgi_client_req_error(b), FCGI_OK);
+	assert_true(fcgi_client_req_multiplexed(b));
+	assert_true(header_is(b, "X-Query", "x=1"));
+	assert_int_equal(c->conns_opened, 1);
+	assert_int_equal(fcgi_client_req_pause(a, 0), FCGI_OK);
+	assert_int_equal(fcgi_client_wait(c, a, 10000), FCGI_OK);
+	assert_int_equal(fcgi_client_req_error(a), FCGI_OK);
+	assert_false(pc.sc.mismatch);
+	assert_int_equal(pc.sc.got, n);
+	assert_true(pc.sc.ended);
+	fcgi_client_req_free(a);
+	fcgi_client_req_free(b);
+	fcgi_client_free(c);
+	free(big);
+}
+
 int main(void)
 {
 	cmocka_set_message_output(CM_OUTPUT_TAP);
@@ -890,6 +1180,8 @@ int main(void)
 	    cmocka_unit_test(test_params_forms),
 	    cmocka_unit_test(test_max_buffered),
 	    cmocka_unit_test(test_failing_allocator),
+	    cmocka_unit_test(test_pause_single),
+	    cmocka_unit_test(test_pause_mpx_no_stall),
 	};
 	return cmocka_run_group_tests(tests, start_echo, stop_echo);
 }
