@@ -18,6 +18,7 @@ PACKAGES=(
 	h2o
 	caddy
 	wrk                  # make bench
+	nghttp2-client       # h2load --h1 (tests/gateway/php.py)
 	php8.2-cgi
 	php8.2-fpm
 	libfcgi-perl

@@ -171,8 +171,16 @@ static int same_name(const fk_http_slice *a, const fk_http_slice *b)
 static int add_headers(const gw_cgi_in *in, gw_params *ps)
 {
 	const fk_http_req *r = in->req;
+	int absolute = r->form == FK_HTTP_FORM_ABSOLUTE;
+	if (absolute && r->host.p && add_n(ps, "HTTP_HOST", r->host.p, r->host.n))
+		return FCGI_ENOMEM;
 	for (unsigned i = 0; i < r->nheaders; i++) {
 		const fk_http_header *h = &r->headers[i];
+		/* An absolute-form target's authority replaces Host (RFC 9112 §3.2.2): an
+		 * application that builds links from HTTP_HOST must not see a Host the target
+		 * contradicts (Debian's fastcgi_params sends nginx's $host for the same reason). */
+		if (absolute && fk_http_header_is(h, "host"))
+			continue;
 		if (memchr(h->name.p, '_', h->name.n) || fk_http_header_is(h, "proxy") ||
 		    fk_http_header_is(h, "content-type") ||
 		    fk_http_header_is(h, "content-length") ||
@@ -272,6 +280,36 @@ static int map(const gw_cgi_in *in, gw_params *ps)
 	} else
 		snprintf(sname, sizeof sname, "%s", in->server_addr ? in->server_addr : "");
 
+	/* REQUEST_URI in origin form, as nginx's $request_uri: applications append it to
+	 * HTTP_HOST, so an absolute-form target loses its scheme and authority. The authority
+	 * ends at the first '/' or '?' after "://"; with no path, "/" stands for it. */
+	const char *uri = r->target.p;
+	size_t un = r->target.n;
+	char *slash_uri = NULL;
+	if (r->form == FK_HTTP_FORM_ABSOLUTE) {
+		const char *end = r->target.p + r->target.n;
+		const char *rest = memmem(r->target.p, r->target.n, "://", 3);
+		rest = rest ? rest + 3 : end;
+		while (rest < end && *rest != '/' && *rest != '?')
+			rest++;
+		un = (size_t)(end - rest);
+		if (un && *rest == '/') {
+			uri = rest;
+		} else {
+			slash_uri = malloc(un + 2);
+			if (!slash_uri) {
+				free(script);
+				free(file);
+				return FCGI_ENOMEM;
+			}
+			slash_uri[0] = '/';
+			if (un)
+				memcpy(slash_uri + 1, rest, un);
+			slash_uri[++un] = '\0';
+			uri = slash_uri;
+		}
+	}
+
 	char proto[16];
 	snprintf(proto, sizeof proto, "HTTP/1.%d", r->minor);
 	int rc = add_n(ps, "QUERY_STRING", r->query.p ? r->query.p : "", r->query.n);
@@ -281,7 +319,7 @@ static int map(const gw_cgi_in *in, gw_params *ps)
 	rc = rc ? rc : add(ps, "SCRIPT_NAME", script);
 	rc = rc ? rc : add(ps, "SCRIPT_FILENAME", file);
 	rc = rc ? rc : add(ps, "PATH_INFO", path + sn);
-	rc = rc ? rc : add_n(ps, "REQUEST_URI", r->target.p, r->target.n);
+	rc = rc ? rc : add_n(ps, "REQUEST_URI", uri, un);
 	rc = rc ? rc : add(ps, "DOCUMENT_URI", path);
 	rc = rc ? rc : add(ps, "DOCUMENT_ROOT", in->root);
 	rc = rc ? rc : add(ps, "SERVER_PROTOCOL", proto);
@@ -298,6 +336,7 @@ static int map(const gw_cgi_in *in, gw_params *ps)
 	rc = rc ? rc : add_headers(in, ps);
 	free(script);
 	free(file);
+	free(slash_uri);
 	return rc;
 }
 

@@ -73,6 +73,9 @@ typedef struct gw_cgi_in {
  *  - Content-Type and Content-Length (they are CONTENT_*), Transfer-Encoding (the gateway
  *    has removed the chunked framing: the application sees a plain body).
  * Repeated headers are joined in order with ", " (Cookie with "; ", RFC 9113 §8.2.3).
+ * An absolute-form target ("GET http://host/x HTTP/1.1") gives REQUEST_URI in origin form
+ * ("/x", as nginx's $request_uri) and HTTP_HOST from its authority, not the Host header
+ * (RFC 9112 §3.2.2).
  * Returns FCGI_OK or FCGI_ENOMEM (out is then freed and empty). */
 int gw_cgi_map(const gw_cgi_in *in, gw_params *out);
 

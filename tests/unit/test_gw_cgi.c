@@ -219,9 +219,25 @@ static void test_http10_and_absolute(void **state)
 	m = map_request("GET http://abs.example:9/q/r.php?z HTTP/1.1\r\nHost: other\r\n\r\n", "/r",
 	                0, 0);
 	assert_string_equal(P("SERVER_NAME"), "abs.example");
-	assert_string_equal(P("REQUEST_URI"), "http://abs.example:9/q/r.php?z");
+	/* origin form, as nginx's $request_uri; the target's authority wins over Host */
+	assert_string_equal(P("REQUEST_URI"), "/q/r.php?z");
+	assert_string_equal(P("HTTP_HOST"), "abs.example:9");
 	assert_string_equal(P("SCRIPT_NAME"), "/q/r.php");
 	assert_string_equal(P("QUERY_STRING"), "z");
+	int hosts = 0;
+	for (size_t i = 0; i < m->ps.n; i++)
+		hosts += !strcmp(m->ps.v[i].name, "HTTP_HOST");
+	assert_int_equal(hosts, 1);
+	unmap(m);
+	/* no path after the authority: "/" stands for it */
+	m = map_request("GET http://abs.example?x=1 HTTP/1.1\r\nHost: other\r\n\r\n", "/r", 0, 0);
+	assert_string_equal(P("REQUEST_URI"), "/?x=1");
+	assert_string_equal(P("QUERY_STRING"), "x=1");
+	assert_string_equal(P("HTTP_HOST"), "abs.example");
+	unmap(m);
+	m = map_request("GET HTTP://abs.example HTTP/1.1\r\nHost: other\r\n\r\n", "/r", 0, 0);
+	assert_string_equal(P("REQUEST_URI"), "/");
+	assert_string_equal(P("DOCUMENT_URI"), "/");
 	unmap(m);
 }
 
