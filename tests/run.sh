@@ -12,7 +12,9 @@
 #             against fcgikit's compat headers, and run on fcgikit's libfcgi.so.0 drop-in
 #   gateway   python3 tests/gateway/run.py: fcgikit gateway with curl and raw sockets in front
 #             of echo, hello and php-cgi; tests/gateway/failover.py: failover under load
-#             (kill -9, and a link cut between network namespaces the test creates)
+#             (kill -9, and a link cut between network namespaces the test creates);
+#             tests/gateway/php.py: $_SERVER against nginx's, 8 MiB both ways, h2load;
+#             tests/gateway/reload.py: --config, weights, hashing, SIGHUP reload under load
 #   pm        python3 tests/pm/run.py: fcgikit pm with real programs behind nginx
 #   clientpeers  python3 tests/clientpeers/run.py: the client and tools against php-fpm,
 #             php-cgi, Perl FCGI, libfcgi and fcgikit applications
@@ -243,11 +245,24 @@ if want gateway && [ -f tests/gateway/run.py ]; then
 	# kill -9 of a backend under load, and a backend's link cut in a network namespace
 	FCGIKIT_BUILD=$BUILD run_prog tests/gateway/failover.py "$T_INTEROP" \
 		python3 tests/gateway/failover.py
+	# real PHP: $_SERVER against nginx's, 8 MiB both ways, h2load --h1
+	FCGIKIT_BUILD=$BUILD run_prog tests/gateway/php.py "$T_INTEROP" python3 tests/gateway/php.py
+	# --config, weights, consistent hashing, SIGHUP reload under wrk load
+	FCGIKIT_BUILD=$BUILD run_prog tests/gateway/reload.py "$T_INTEROP" \
+		python3 tests/gateway/reload.py
 	if [ -x "$SAN_BUILD/fcgikit" ] && [ -x "$SAN_BUILD/examples/echo" ]; then
 		ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=1 \
 		UBSAN_OPTIONS=${UBSAN_OPTIONS:+$UBSAN_OPTIONS:}print_stacktrace=1:halt_on_error=1 \
 		FCGIKIT_BUILD=$SAN_BUILD run_prog "tests/gateway/run.py (ASan+UBSan build)" \
 			"$T_INTEROP" python3 tests/gateway/run.py
+		ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=1 \
+		UBSAN_OPTIONS=${UBSAN_OPTIONS:+$UBSAN_OPTIONS:}print_stacktrace=1:halt_on_error=1 \
+		FCGIKIT_BUILD=$SAN_BUILD run_prog "tests/gateway/php.py (ASan+UBSan build)" \
+			"$T_INTEROP" python3 tests/gateway/php.py
+		ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=1 \
+		UBSAN_OPTIONS=${UBSAN_OPTIONS:+$UBSAN_OPTIONS:}print_stacktrace=1:halt_on_error=1 \
+		FCGIKIT_BUILD=$SAN_BUILD run_prog "tests/gateway/reload.py (ASan+UBSan build)" \
+			"$T_INTEROP" python3 tests/gateway/reload.py
 	fi
 fi
 

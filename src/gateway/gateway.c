@@ -17,10 +17,22 @@
  * Pipelined requests wait in `in`: the next head is parsed only once the previous response
  * has been flushed, so responses go out in order without any queueing.
  *
- * Flow control: the client library has no way to pause one request's output (its output
- * callback cannot push back), so a response bigger than what the HTTP client reads is
- * buffered up to --max-buffer per connection; past that the FastCGI request is aborted and
- * the connection closed (logged). Until the library grows a pause, that is the bound.
+ * Request bodies go to a store (body.c): memory up to --body-buffer, then an unlinked
+ * temporary file, kept whole until the request ends so a retry resends it from offset 0.
+ * A chunked body, or a sized one that fits in memory, is complete before the request
+ * leaves BODY (CONTENT_LENGTH exact). A larger sized body does not wait: the request goes
+ * on once the head is parsed and the body streams from the store through a read callback
+ * while it still arrives (body_left); if the answer comes first, the rest of the body is
+ * skipped by its length (body_skip) before the next head.
+ *
+ * Flow control toward a slow client: a response keeps up to --response-buffer in `out`;
+ * past it the FastCGI request is paused (fcgi_client_req_pause). Alone on its backend
+ * connection, that stops the reads and the application waits on a full socket, as behind
+ * nginx. On a multiplexed connection the library must read on for the other requests, so
+ * what still comes for this one goes to an unlinked temporary file (--temp-dir), fed back
+ * as the client reads, up to --max-temp-file; past that (or --max-buffer in memory when
+ * there is no file) the request is aborted and the connection closed, logged. The send
+ * timeout bounds a client that reads nothing at all.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -30,12 +42,14 @@
 #include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -46,6 +60,8 @@
 #include "balance/balance.h"
 #include "hist.h"
 #include "ev/ev.h"
+#include "gateway/body.h"
+#include "gateway/config.h"
 #include "gateway/gateway.h"
 #include "http/http.h"
 #include "tool.h"
@@ -61,6 +77,8 @@ enum {
 	GW_CGI_HEAD_MAX = 65536, /* CGI response head from the application */
 	GW_CGI_HEADERS_MAX = 100,
 	GW_LINGER_MS = 2000,
+	GW_STOP_MS = 10000,     /* graceful stop: the longest it waits for connections */
+	GW_STOP_IDLE_MS = 1000, /* graceful stop: a kept-alive connection idle this long closes */
 };
 
 typedef enum gw_state {
@@ -106,7 +124,7 @@ struct gw_conn {
 	fk_buf in;   /* bytes read, not yet parsed (the next pipelined request) */
 	fk_buf out;  /* bytes to send */
 	fk_buf head; /* a copy of the current request head: req's slices point here */
-	fk_buf body; /* the decoded request body, sent to the backend from this buffer */
+	gw_body body; /* the decoded request body (body.h): memory, then a temporary file */
 	fk_http_header hs[FK_HTTP_MAX_HEADERS_DEFAULT];
 	fk_http_req req;
 	int have_req;    /* req describes the request being served */
@@ -115,7 +133,14 @@ struct gw_conn {
 	int keep_alive;  /* the connection may carry another request after this one */
 	int close_after; /* close once `out` is flushed (set by errors and framing) */
 	fk_http_chunked ch;
-	uint64_t body_left; /* Content-Length bytes still to read */
+	uint64_t body_left; /* Content-Length bytes still to read (also while at the backend: a
+	                       sized body streams) */
+	uint64_t body_skip; /* the rest of a body the response did not wait for: dropped
+	                       before the next head is parsed */
+	uint64_t body_sent; /* bytes of `body` the current backend request has taken */
+	int body_drop;      /* the body is no longer wanted (a local redirect is a GET): the
+	                       rest is read and dropped */
+	int body_ioerr;     /* errno of a failed read from the store, else 0 */
 
 	int64_t t_act;   /* last read or write progress */
 	int64_t t_head;  /* first byte of the current head */
@@ -131,6 +156,13 @@ struct gw_conn {
 	int64_t cl_left;     /* Content-Length the application gave, bytes still to pass; -1 none */
 	int file_fd;
 	off_t file_off, file_left;
+	/* Flow control toward a slow client: past --response-buffer in `out` the backend request
+	 * is paused; what still comes (its connection is shared, so the library keeps reading)
+	 * goes to spill_fd, an unlinked temporary file, and comes back into `out` as the client
+	 * reads: bytes [spill_r, spill_w) of it are waiting, [0, spill_freed) are punched out. */
+	int paused;
+	int spill_fd; /* -1: none */
+	uint64_t spill_w, spill_r, spill_freed;
 
 	/* upstream */
 	fcgi_client_req *up;
@@ -176,6 +208,8 @@ struct gw {
 	FILE *access;
 	int stopping;
 	int64_t stop_deadline;
+	gw_balance balance;      /* --balance: for the hash policies, which key is hashed */
+	const char *hash_header; /* hash:header:NAME */
 
 	/* options */
 	const char *root; /* realpath of --root, or NULL */
@@ -184,6 +218,11 @@ struct gw {
 	const char *index, *script_ext;
 	uint64_t max_body;
 	size_t max_buffer;
+	size_t body_mem;      /* --body-buffer: request body bytes in memory per connection */
+	const char *temp_dir; /* --temp-dir (request bodies, response spill); NULL: $TMPDIR,
+	                         else /tmp */
+	size_t resp_buf;     /* --response-buffer (at most max_buffer / 2) */
+	uint64_t max_temp;   /* --max-temp-file: bytes waiting in one response's file; 0: none */
 	unsigned max_conns;
 	int64_t header_to, idle_to, send_to;
 	unsigned upstream_to;
@@ -202,12 +241,16 @@ struct gw {
 	uint64_t requests, local_answers;
 };
 
-static volatile sig_atomic_t gw_signalled;
+/* SIGTERM, SIGINT: graceful stop (a second one: stop now). SIGHUP: reload (the supervisor;
+ * workers ignore it). */
+static volatile sig_atomic_t gw_signalled, gw_hup;
 
 static void gw_on_signal(int sig)
 {
-	(void)sig;
-	gw_signalled++;
+	if (sig == SIGHUP)
+		gw_hup = 1;
+	else
+		gw_signalled++;
 }
 
 /* ------------------------------------------------------------------ small helpers */
@@ -426,6 +469,16 @@ static void gw_access_log(gw_conn *c)
 	c->have_req = 0;
 }
 
+static uint64_t gw_spill_pending(const gw_conn *c) { return c->spill_w - c->spill_r; }
+
+static void gw_spill_close(gw_conn *c)
+{
+	if (c->spill_fd >= 0)
+		close(c->spill_fd); /* unlinked: its blocks go with it */
+	c->spill_fd = -1;
+	c->spill_w = c->spill_r = c->spill_freed = 0;
+}
+
 /* Forgets the request that was just answered (not the connection's buffers). */
 static void gw_req_reset(gw_conn *c)
 {
@@ -433,13 +486,16 @@ static void gw_req_reset(gw_conn *c)
 	if (c->file_fd >= 0)
 		close(c->file_fd);
 	c->file_fd = -1;
+	gw_spill_close(c);
+	c->paused = 0;
 	c->file_left = c->file_off = 0;
 	free(c->path);
 	c->path = NULL;
 	gw_params_free(&c->params);
 	fk_buf_reset(&c->head);
-	fk_buf_reset(&c->body);
-	fk_buf_shrink(&c->body, 0);
+	gw_body_reset(&c->body);
+	c->body_sent = 0;
+	c->body_drop = c->body_ioerr = 0;
 	fk_buf_reset(&c->cgihead);
 	fk_buf_reset(&c->errline);
 	c->have_req = 0;
@@ -460,6 +516,10 @@ static void gw_req_reset(gw_conn *c)
 	c->up_ms = -1;
 	c->up_name = NULL;
 	fk_bal_tried_clear(&c->tried);
+	/* Answered before its body was all read (a static file, an error, an application that
+	 * did not read its input): the rest is dropped by its length, so the next request's
+	 * bytes are never taken for body. */
+	c->body_skip += c->body_left;
 	c->body_left = 0;
 	c->is_head = 0;
 }
@@ -469,7 +529,7 @@ static void gw_conn_free(gw_conn *c)
 	fk_buf_free(&c->in);
 	fk_buf_free(&c->out);
 	fk_buf_free(&c->head);
-	fk_buf_free(&c->body);
+	gw_body_reset(&c->body);
 	fk_buf_free(&c->cgihead);
 	fk_buf_free(&c->errline);
 	fk_buf_free(&c->auth_out);
@@ -524,7 +584,7 @@ static void gw_conn_update_ev(gw_conn *c)
 	if (c->state == GW_HEAD || c->state == GW_BODY || c->state == GW_LINGER ||
 	    fk_buf_size(&c->in) < GW_PIPELINE_MAX)
 		want |= FK_EV_IN;
-	if (c->state != GW_LINGER && (fk_buf_size(&c->out) || c->file_left))
+	if (c->state != GW_LINGER && (fk_buf_size(&c->out) || c->file_left || gw_spill_pending(c)))
 		want |= FK_EV_OUT;
 	if (want != c->ev_mask) {
 		fk_ev_mod(&c->g->ev, c->fd, want, c);
@@ -536,7 +596,11 @@ static void gw_conn_update_ev(gw_conn *c)
 static void gw_req_end(gw_conn *c)
 {
 	gw_access_log(c);
-	int keep = c->keep_alive && !c->close_after && !c->g->stopping;
+	/* Not `stopping` here: a response that went out without Connection: close (the stop
+	 * began after its head) promised the client another request; the next one is answered
+	 * with Connection: close (gw_head_done clears keep_alive), or gw_stop_sweep closes the
+	 * connection once idle. */
+	int keep = c->keep_alive && !c->close_after;
 	gw_req_reset(c);
 	if (!keep) {
 		gw_conn_linger(c);
@@ -551,10 +615,55 @@ static void gw_req_end(gw_conn *c)
 	gw_mark_dirty(c);
 }
 
-/* Writes what it can; refills from the static file. Returns -1 when c was closed. */
+/* Moves the oldest spilled bytes back into `out`. -1 when the file failed (c closed). */
+static int gw_spill_refill(gw_conn *c)
+{
+	size_t want = gw_spill_pending(c) < GW_FILE_CHUNK ? (size_t)gw_spill_pending(c)
+	                                                   : (size_t)GW_FILE_CHUNK;
+	ssize_t n = -1;
+	if (!fk_buf_reserve(&c->out, want))
+		n = pread(c->spill_fd, c->out.data + c->out.len, want, (off_t)c->spill_r);
+	if (n <= 0) {
+		gw_log("%.*s: reading the temporary file: %s", (int)c->req.target.n, c->req.target.p,
+		       n ? strerror(errno) : "it shrank");
+		gw_conn_close(c);
+		return -1;
+	}
+	c->out.len += (size_t)n;
+	c->spill_r += (uint64_t)n;
+	if (c->spill_r == c->spill_w) {
+		/* Caught up: start over at offset 0, so a long response with short stalls does not
+		 * leave a long file behind. */
+		if (ftruncate(c->spill_fd, 0) == 0)
+			c->spill_w = c->spill_r = c->spill_freed = 0;
+	} else if (c->spill_r - c->spill_freed >= (4u << 20)) {
+		/* Sent bytes of a file still being appended to: give their blocks back, so the disk
+		 * holds what waits, not all that passed (best effort: not every file system can). */
+		if (fallocate(c->spill_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+		              (off_t)c->spill_freed, (off_t)(c->spill_r - c->spill_freed)) == 0)
+			c->spill_freed = c->spill_r;
+	}
+	return 0;
+}
+
+/* The client has caught up with a paused response: let its backend output flow again
+ * (the client library delivers what it held during its next pass). */
+static void gw_up_resume(gw_conn *c)
+{
+	if (c->paused && c->up && !gw_spill_pending(c) && fk_buf_size(&c->out) < c->g->resp_buf / 2) {
+		c->paused = 0;
+		fcgi_client_req_pause(c->up, 0);
+	}
+}
+
+/* Writes what it can; refills from the static file or the response's temporary file.
+ * Returns -1 when c was closed. */
 static int gw_conn_flush(gw_conn *c)
 {
 	for (;;) {
+		if (gw_spill_pending(c) && fk_buf_size(&c->out) < GW_FILE_CHUNK &&
+		    gw_spill_refill(c) < 0)
+			return -1;
 		if (c->file_left && fk_buf_size(&c->out) < GW_FILE_CHUNK) {
 			if (fk_buf_reserve(&c->out, GW_FILE_CHUNK)) {
 				gw_conn_close(c);
@@ -581,15 +690,18 @@ static int gw_conn_flush(gw_conn *c)
 		if (w < 0) {
 			if (errno == EINTR)
 				continue;
-			if (errno == EAGAIN || errno == EWOULDBLOCK)
+			if (errno == EAGAIN || errno == EWOULDBLOCK) {
+				gw_up_resume(c);
 				return 0;
+			}
 			gw_conn_close(c);
 			return -1;
 		}
 		fk_buf_consume(&c->out, (size_t)w);
 		c->t_act = fk_now_ms();
 	}
-	if (c->resp_done && !c->file_left && !c->up &&
+	gw_up_resume(c);
+	if (c->resp_done && !c->file_left && !c->up && !gw_spill_pending(c) &&
 	    (c->state == GW_UPSTREAM || c->state == GW_LOCAL)) {
 		gw_req_end(c);
 		return c->dead ? -1 : 0;
@@ -944,6 +1056,73 @@ static int gw_send_file(gw_conn *c, const char *real)
 
 /* ------------------------------------------------------------------ upstream */
 
+enum { GW_OVF_MEM = 1, GW_OVF_TEMP, GW_OVF_IO }; /* gw_conn.overflow: why it was cut */
+
+/* An unlinked file in dir: O_TMPFILE, or mkostemp and unlink where the file system lacks it.
+ * Nothing is ever visible in dir for long, and nothing is left behind by a crash. */
+static int gw_spill_open(const char *dir)
+{
+	int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (fd >= 0 || (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL))
+		return fd;
+	char path[PATH_MAX];
+	if (snprintf(path, sizeof path, "%s/fcgikit-gw.XXXXXX", dir) >= (int)sizeof path) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	fd = mkostemp(path, O_CLOEXEC);
+	if (fd >= 0)
+		unlink(path);
+	return fd;
+}
+
+/* Response bytes, in order: into `out`, or — while earlier bytes wait in the temporary file,
+ * or once `out` holds --response-buffer and the paused backend still sends (a multiplexed
+ * connection is read for the others' sake) — appended to that file. Past --max-temp-file
+ * waiting in the file, or --max-buffer in memory, the response is cut (c->overflow; the
+ * loop aborts the request and closes the connection). */
+static void gw_out(gw_conn *c, const void *data, size_t len)
+{
+	gw *g = c->g;
+	if (!len || c->overflow)
+		return;
+	int to_file = gw_spill_pending(c) > 0 ||
+	              (c->paused && g->max_temp && fk_buf_size(&c->out) >= g->resp_buf);
+	if (!to_file) {
+		if (fk_buf_append(&c->out, data, len) || fk_buf_size(&c->out) > g->max_buffer)
+			c->overflow = GW_OVF_MEM;
+		return;
+	}
+	if (gw_spill_pending(c) + len > g->max_temp) {
+		c->overflow = GW_OVF_TEMP;
+		return;
+	}
+	const char *dir = g->temp_dir                             ? g->temp_dir
+	                  : getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR")
+	                                                          : "/tmp";
+	if (c->spill_fd < 0 && (c->spill_fd = gw_spill_open(dir)) < 0) {
+		gw_log("%.*s: temporary file in %s: %s", (int)c->req.target.n, c->req.target.p, dir,
+		       strerror(errno));
+		c->overflow = GW_OVF_IO;
+		return;
+	}
+	const uint8_t *p = data;
+	while (len) {
+		ssize_t w = pwrite(c->spill_fd, p, len, (off_t)c->spill_w);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			gw_log("%.*s: writing the temporary file in %s: %s", (int)c->req.target.n,
+			       c->req.target.p, dir, w ? strerror(errno) : "no progress");
+			c->overflow = GW_OVF_IO;
+			return;
+		}
+		p += w;
+		len -= (size_t)w;
+		c->spill_w += (uint64_t)w;
+	}
+}
+
 static void gw_emit_body(gw_conn *c, const void *data, size_t len)
 {
 	if (c->no_body || !len)
@@ -956,11 +1135,12 @@ static void gw_emit_body(gw_conn *c, const void *data, size_t len)
 		if (!len)
 			return;
 	}
+	char size[24];
 	if (c->chunked_out)
-		gw_appendf(&c->out, "%zx\r\n", len);
-	fk_buf_append(&c->out, data, len);
+		gw_out(c, size, (size_t)snprintf(size, sizeof size, "%zx\r\n", len));
+	gw_out(c, data, len);
 	if (c->chunked_out)
-		fk_buf_append(&c->out, "\r\n", 2);
+		gw_out(c, "\r\n", 2);
 	c->resp_bytes += len;
 }
 
@@ -1062,7 +1242,6 @@ static int gw_wants_redirect(gw_conn *c, const fcgi_cgi_head *h, const fcgi_head
 
 static void gw_on_output(fcgi_client_req *r, int stream, const void *data, size_t len, void *ud)
 {
-	(void)r;
 	gw_conn *c = ud;
 	if (stream == FCGI_CLIENT_STDERR) {
 		gw_on_stderr(c, data, len);
@@ -1103,11 +1282,15 @@ static void gw_on_output(fcgi_client_req *r, int stream, const void *data, size_
 	} else if (len) {
 		gw_emit_body(c, data, len);
 	} else if (c->chunked_out) {
-		fk_buf_append(&c->out, "0\r\n\r\n", 5);
+		gw_out(c, "0\r\n\r\n", 5);
 		c->chunked_out = 0; /* terminated */
 	}
-	if (fk_buf_size(&c->out) > c->g->max_buffer)
-		c->overflow = 1;
+	/* The client is behind: hold the backend (alone on its connection, it then waits on a
+	 * full socket, like nginx's unbuffered proxying); gw_up_resume lets it go on. */
+	if (!c->paused && fk_buf_size(&c->out) >= c->g->resp_buf) {
+		c->paused = 1;
+		fcgi_client_req_pause(r, 1);
+	}
 	gw_mark_dirty(c);
 }
 
@@ -1117,6 +1300,7 @@ static void gw_on_done(fcgi_client_req *r, int err, void *ud)
 	gw_conn *c = ud;
 	c->up_done = 1;
 	c->up_err = err;
+	c->paused = 0; /* nothing more comes: the next upstream request starts unpaused */
 	gw_mark_dirty(c);
 }
 
@@ -1131,6 +1315,22 @@ static void gw_up_fail(gw_conn *c, int status)
 		c->resp_done = 1;
 		c->state = GW_LOCAL;
 	}
+}
+
+/* The request body cannot be completed (the store failed, the client stopped sending):
+ * whatever a backend or the authorizer holds is abandoned, without blaming them, and the
+ * connection closes after the answer: where the next request would start is unknown. */
+static void gw_body_abort(gw_conn *c, int status)
+{
+	gw_up_drop(c);
+	if (c->auth)
+		fcgi_client_req_free(c->auth);
+	c->auth = NULL;
+	c->auth_done = 0;
+	c->keep_alive = 0;
+	c->close_after = 1;
+	fk_buf_reset(&c->in);
+	gw_up_fail(c, status);
 }
 
 static void gw_dispatch(gw_conn *c);
@@ -1197,7 +1397,9 @@ static void gw_follow_redirect(gw_conn *c)
 	}
 	free(c->path);
 	c->path = path;
-	fk_buf_reset(&c->body);
+	/* A GET: the body is not sent again; what the client still sends of it is dropped. */
+	gw_body_reset(&c->body);
+	c->body_drop = 1;
 	gw_params_free(&c->params);
 	fk_buf_reset(&c->cgihead);
 	c->cgi_parsed = c->cgi_bad = c->got_output = c->overloaded = 0;
@@ -1220,6 +1422,27 @@ static void gw_up_finished(gw_conn *c)
 	c->up_done = 0;
 	if (fk_buf_size(&c->errline))
 		gw_on_stderr(c, "", 0);
+
+	/* Failures of our side of the body: not the backend's doing, so not reported to the
+	 * balancer, and not retried elsewhere. A timeout while the backend had taken every byte
+	 * the client had sent so far is the client's silence (the backend waited for input). */
+	if (err != FCGI_OK && c->body_ioerr) {
+		gw_log("%.*s: reading the request body back: %s", (int)c->req.target.n,
+		       c->req.target.p, strerror(c->body_ioerr));
+		fk_bal_release(g->bal, idx);
+		if (c->body_left)
+			c->close_after = 1;
+		gw_up_fail(c, 500);
+		return;
+	}
+	if (err == FCGI_ETIMEDOUT && c->body_left && c->body_sent >= gw_body_len(&c->body)) {
+		gw_log("%s:%s: %.*s: request body stalled with %llu byte(s) to come: 408", c->raddr,
+		       c->rport, (int)c->req.target.n, c->req.target.p,
+		       (unsigned long long)c->body_left);
+		fk_bal_release(g->bal, idx);
+		gw_body_abort(c, 408);
+		return;
+	}
 
 	if (err == FCGI_OK) {
 		g->be[idx].ok++;
@@ -1289,6 +1512,48 @@ static void gw_up_finished(gw_conn *c)
 }
 
 /* Picks a backend not tried yet for this request and sends the request there. */
+/* fk_bal_pick with the key --balance hashes: the request-target (path and query, as sent),
+ * the client address, or a header's value (first one; requests without it go round-robin,
+ * so they do not all land on the one backend the empty key maps to). */
+static int gw_pick(gw_conn *c, int64_t now)
+{
+	gw *g = c->g;
+	switch (g->balance) {
+	case GW_BAL_HASH_URI:
+		return fk_bal_pick_hash(g->bal, now, c->req.target.p, c->req.target.n, &c->tried);
+	case GW_BAL_HASH_CLIENT:
+		return fk_bal_pick_hash(g->bal, now, c->raddr, strlen(c->raddr), &c->tried);
+	case GW_BAL_HASH_HEADER:
+		for (unsigned i = 0; i < c->req.nheaders; i++) {
+			const fk_http_header *h = &c->req.headers[i];
+			if (h->name.n == strlen(g->hash_header) &&
+			    !strncasecmp(h->name.p, g->hash_header, h->name.n))
+				return fk_bal_pick_hash(g->bal, now, h->value.p, h->value.n, &c->tried);
+		}
+		return fk_bal_pick_wrr(g->bal, now, &c->tried);
+	default:
+		return fk_bal_pick(g->bal, now, NULL, 0, &c->tried);
+	}
+}
+
+/* The body source of a backend request: the store from where this request got to.
+ * FCGI_EAGAIN while a sized body is still arriving (gw_conn_advance resumes the request as
+ * bytes come), 0 at its end. */
+static ssize_t gw_body_cb(fcgi_client_req *r, void *buf, size_t size, void *ud)
+{
+	(void)r;
+	gw_conn *c = ud;
+	ssize_t n = gw_body_read(&c->body, c->body_sent, buf, size);
+	if (n < 0) {
+		c->body_ioerr = (int)-n;
+		return FCGI_ESYS;
+	}
+	if (n == 0)
+		return c->body_left ? FCGI_EAGAIN : 0;
+	c->body_sent += (uint64_t)n;
+	return n;
+}
+
 static void gw_up_start(gw_conn *c)
 {
 	gw *g = c->g;
@@ -1308,7 +1573,7 @@ static void gw_up_start(gw_conn *c)
 		                    FK_BAL_CAP_LEARNED);
 		any_up |= fk_bal_backend_state(g->bal, (int)i, now) == FK_BAL_UP;
 	}
-	int idx = fk_bal_pick(g->bal, now, NULL, 0, &c->tried);
+	int idx = gw_pick(c, now);
 	if (idx < 0) {
 		if (any_up && !c->overloaded && !c->got_output) {
 			int all_full = 1;
@@ -1342,8 +1607,17 @@ static void gw_up_start(gw_conn *c)
 	}
 	for (size_t i = 0; i < c->params.n && !rc; i++)
 		rc = fcgi_client_req_add_param(r, c->params.v[i].name, c->params.v[i].value);
-	if (!rc && fk_buf_size(&c->body))
-		rc = fcgi_client_req_body(r, fk_buf_head(&c->body), fk_buf_size(&c->body));
+	c->body_sent = 0; /* a retry sends the body again from its start: the store kept it */
+	if (!rc && c->req.body != FK_HTTP_BODY_NONE) {
+		if (!c->body_left && !gw_body_spilled(&c->body))
+			/* complete and in memory: a plain buffer, which the library can also rewind
+			 * by itself (a kept-alive connection found closed) */
+			rc = gw_body_len(&c->body) ? fcgi_client_req_body(r, c->body.mem,
+			                                                  (size_t)gw_body_len(&c->body))
+			                           : FCGI_OK;
+		else
+			rc = fcgi_client_req_body_cb(r, gw_body_cb, c);
+	}
 	if (!rc)
 		rc = fcgi_client_req_on_output(r, gw_on_output, c);
 	if (!rc)
@@ -1510,7 +1784,9 @@ static void gw_dispatch(gw_conn *c)
 	        .script_ext = g->script_ext,
 	        .index = g->index,
 	        .has_body = c->req.body != FK_HTTP_BODY_NONE,
-	        .body_len = fk_buf_size(&c->body),
+	        /* a sized body may still be on its way: its length is the announced one */
+	        .body_len = c->req.body == FK_HTTP_BODY_LENGTH ? c->req.content_length
+	                                                       : gw_body_len(&c->body),
 	        .remote_addr = c->raddr,
 	        .remote_port = c->rport,
 	        .server_addr = c->laddr,
@@ -1585,21 +1861,33 @@ static void gw_head_done(gw_conn *c, size_t n)
 		fk_buf_append(&c->out, "HTTP/1.1 100 Continue\r\n\r\n", 25);
 }
 
-/* Moves body bytes from `in`. Returns 1 when the body is complete, 0 for more, -1 when the
+/* Appends decoded body bytes to the store; a failure (the temporary file: ENOSPC, EIO, ...)
+ * ends the request with 500. 0 or -1. */
+static int gw_body_put(gw_conn *c, const void *p, size_t n)
+{
+	int rc = c->body_drop ? 0 : gw_body_append(&c->body, p, n);
+	if (!rc)
+		return 0;
+	gw_log("%s:%s: %.*s: storing the request body (temp dir %s): %s: 500", c->raddr, c->rport,
+	       (int)c->req.target.n, c->req.target.p, c->g->temp_dir ? c->g->temp_dir : "$TMPDIR",
+	       strerror(-rc));
+	gw_body_abort(c, 500);
+	return -1;
+}
+
+/* Moves body bytes from `in` to the store: a sized body by its length (in GW_BODY, and on
+ * while the request is at a backend), a chunked one decoded (in GW_BODY only: it is
+ * complete before it is sent). Returns 1 when the body is complete, 0 for more, -1 when the
  * connection got an error response. */
 static int gw_body_take(gw_conn *c)
 {
-	if (c->req.body == FK_HTTP_BODY_NONE)
-		return 1;
-	if (c->req.body == FK_HTTP_BODY_LENGTH) {
+	if (c->state != GW_BODY || c->req.body != FK_HTTP_BODY_CHUNKED) {
 		size_t n = fk_buf_size(&c->in);
 		if (n > c->body_left)
 			n = (size_t)c->body_left;
 		if (n) {
-			if (fk_buf_append(&c->body, fk_buf_head(&c->in), n)) {
-				gw_local_response(c, 500, NULL, 1);
+			if (gw_body_put(c, fk_buf_head(&c->in), n))
 				return -1;
-			}
 			fk_buf_consume(&c->in, n);
 			c->body_left -= n;
 		}
@@ -1615,10 +1903,8 @@ static int gw_body_take(gw_conn *c)
 			gw_local_response(c, c->ch.status ? c->ch.status : 400, NULL, 1);
 			return -1;
 		}
-		if (dl && fk_buf_append(&c->body, d, dl)) {
-			gw_local_response(c, 500, NULL, 1);
+		if (dl && gw_body_put(c, d, dl))
 			return -1;
-		}
 		fk_buf_consume(&c->in, (size_t)rc);
 		if (done)
 			return 1;
@@ -1634,12 +1920,14 @@ static void gw_conn_advance(gw_conn *c)
 	while (!c->dead) {
 		if (c->state == GW_HEAD) {
 			size_t n = fk_buf_size(&c->in);
-			if (!n) {
-				if (g->stopping)
-					gw_conn_close(
-					        c); /* idle between requests: nothing to finish */
-				return;
+			if (n && c->body_skip) {
+				size_t k = n < c->body_skip ? n : (size_t)c->body_skip;
+				fk_buf_consume(&c->in, k);
+				c->body_skip -= k;
+				n -= k;
 			}
+			if (!n)
+				return; /* idle between requests; when stopping, gw_stop_sweep */
 			c->req.headers = c->hs;
 			c->req.nheaders = FK_HTTP_MAX_HEADERS_DEFAULT;
 			int st = 0;
@@ -1663,11 +1951,24 @@ static void gw_conn_advance(gw_conn *c)
 		}
 		if (c->state == GW_BODY) {
 			int rc = gw_body_take(c);
-			if (rc == 0)
+			/* A chunked body is complete before it is sent (CONTENT_LENGTH must be exact),
+			 * and so is a sized one that fits in memory (a slow client then holds no
+			 * backend slot while it types). A larger sized body goes now, streamed from
+			 * the store as it comes. */
+			if (rc == 0 && (!c->body_left || c->req.content_length <= g->body_mem))
 				return;
-			if (rc > 0)
+			if (rc >= 0)
 				gw_dispatch(c);
 			break;
+		}
+		if (c->body_left && c->state != GW_LINGER) {
+			/* Streaming. Once answered (LOCAL: nothing will read it any more), the rest is
+			 * only read to find the next request. */
+			if (c->state == GW_LOCAL)
+				c->body_drop = 1;
+			uint64_t before = c->body_left;
+			if (gw_body_take(c) >= 0 && c->body_left != before && c->up)
+				fcgi_client_req_resume(c->up);
 		}
 		break;
 	}
@@ -1734,6 +2035,8 @@ static void gw_accept(gw *g)
 		c->g = g;
 		c->fd = fd;
 		c->file_fd = -1;
+		c->spill_fd = -1;
+		gw_body_init(&c->body, g->body_mem, g->temp_dir);
 		c->cl_left = -1;
 		c->up_ms = -1;
 		c->t_act = c->t_head = fk_now_ms();
@@ -1777,10 +2080,21 @@ static void gw_sweep(gw *g, int64_t now)
 			limit = c->t_head + g->header_to;
 		else if (c->state == GW_HEAD)
 			limit = c->t_act + g->idle_to;
-		else if (c->state == GW_BODY)
-			limit = c->t_act + g->idle_to;
+		else if (c->state == GW_BODY || (c->body_left && c->state != GW_HEAD))
+			limit = c->t_act + g->idle_to; /* also a sized body streaming to a backend */
 		if (!limit || now < limit)
 			continue;
+		if ((c->state == GW_BODY || (c->body_left && c->state != GW_HEAD)) &&
+		    !c->resp_started) {
+			/* The client stopped sending its body: 408, the backend request abandoned. */
+			gw_log("%s:%s: %.*s: no request body byte for %lld ms: 408", c->raddr, c->rport,
+			       (int)c->req.target.n, c->req.target.p, (long long)g->idle_to);
+			gw_body_abort(c, 408);
+			gw_conn_flush(c);
+			if (!c->dead)
+				gw_conn_update_ev(c);
+			continue;
+		}
 		if (c->state == GW_HEAD && fk_buf_size(&c->in) && !fk_buf_size(&c->out)) {
 			c->keep_alive = 0;
 			fk_buf_reset(&c->in);
@@ -1796,20 +2110,33 @@ static void gw_sweep(gw *g, int64_t now)
 	}
 }
 
+/* While stopping: closes the connections that have been idle between requests for
+ * GW_STOP_IDLE_MS. Not at once: a kept-alive client may have sent its next request a moment
+ * ago, and closing under it would lose that request (a reload must not cost a client
+ * anything); that request is answered, with Connection: close. */
+static void gw_stop_sweep(gw *g, int64_t now)
+{
+	for (gw_conn *c = g->conns, *next; c; c = next) {
+		next = c->next;
+		if (c->state == GW_HEAD && !fk_buf_size(&c->in) && !fk_buf_size(&c->out) &&
+		    now - c->t_act >= GW_STOP_IDLE_MS)
+			gw_conn_close(c);
+	}
+}
+
+/* Graceful stop (SIGTERM; also the old workers after a reload): no more accepts (the other
+ * workers still hold the listening socket), requests in flight finish, then the connections
+ * close as gw_stop_sweep says, all within GW_STOP_MS. */
 static void gw_begin_stop(gw *g)
 {
 	g->stopping = 1;
-	g->stop_deadline = fk_now_ms() + 10000;
+	g->stop_deadline = fk_now_ms() + GW_STOP_MS;
 	if (g->lfd >= 0) {
 		fk_ev_del(&g->ev, g->lfd);
 		close(g->lfd);
 		g->lfd = -1;
 	}
-	for (gw_conn *c = g->conns, *next; c; c = next) {
-		next = c->next;
-		if (c->state == GW_HEAD && !fk_buf_size(&c->in) && !fk_buf_size(&c->out))
-			gw_conn_close(c);
-	}
+	gw_stop_sweep(g, fk_now_ms());
 	gw_log("stopping: %u connection(s) finishing", g->nconns);
 }
 
@@ -1823,7 +2150,7 @@ static int gw_loop(gw *g)
 		if (gw_signalled > 1 ||
 		    (g->stopping && (!g->nconns || fk_now_ms() >= g->stop_deadline)))
 			break;
-		int timeout = 1000;
+		int timeout = g->stopping ? 100 : 1000; /* gw_stop_sweep below */
 		for (size_t i = 0; i < g->nbe; i++) {
 			int t = fcgi_client_next_timeout(g->be[i].cli);
 			if (fcgi_client_fd(g->be[i].cli) < 0 && (t < 0 || t > 10))
@@ -1875,9 +2202,15 @@ static int gw_loop(gw *g)
 			if (c->dead)
 				continue;
 			if (c->overflow && c->up) {
-				gw_log("%.*s: response buffer over %zu bytes (slow client): "
-				       "aborted",
-				       (int)c->req.target.n, c->req.target.p, g->max_buffer);
+				if (c->overflow == GW_OVF_TEMP)
+					gw_log("%.*s: temporary file over %llu bytes (slow client): "
+					       "aborted",
+					       (int)c->req.target.n, c->req.target.p,
+					       (unsigned long long)g->max_temp);
+				else if (c->overflow == GW_OVF_MEM)
+					gw_log("%.*s: response buffer over %zu bytes (slow client): "
+					       "aborted",
+					       (int)c->req.target.n, c->req.target.p, g->max_buffer);
 				fk_bal_release(g->bal,
 				               c->up_idx); /* the backend did nothing wrong */
 				fcgi_client_req_free(c->up);
@@ -1901,6 +2234,8 @@ static int gw_loop(gw *g)
 			gw_sweep(g, now);
 			next_sweep = now + 1000;
 		}
+		if (g->stopping)
+			gw_stop_sweep(g, now);
 		gw_probe(g, now);
 		while (g->dead) {
 			gw_conn *c = g->dead;
@@ -1920,11 +2255,12 @@ static int gw_loop(gw *g)
 
 /* ------------------------------------------------------------------ setup */
 
-static int gw_listen(gw *g, const char *spec)
+/* Opens the listening socket for spec; its descriptor, or -1 (logged). */
+static int gw_listen(const char *spec)
 {
 	fk_addr a;
 	if (fk_addr_parse(spec, &a)) {
-		gw_log("--listen %s: not an address", spec);
+		gw_log("listen %s: not an address", spec);
 		return -1;
 	}
 	int fd = socket(a.ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -1945,29 +2281,43 @@ static int gw_listen(gw *g, const char *spec)
 		close(fd);
 		return -1;
 	}
-	g->lfd = fd;
-	return 0;
+	return fd;
 }
 
 static void gw_usage(FILE *f)
 {
 	fprintf(f,
-	        "usage: fcgikit gateway --listen ADDR --backend ADDR [--backend ADDR ...] "
+	        "usage: fcgikit gateway --listen ADDR --backend ADDR[,weight=N] [--backend ...] "
 	        "[options]\n"
+	        "       fcgikit gateway --config FILE [options] [--test]\n"
 	        "\n"
 	        "An HTTP/1.1 front for FastCGI applications (see fcgikit-gateway(1)).\n"
 	        "\n"
+	        "  -c, --config FILE        read the options from FILE (fcgikit-gateway.conf(5));\n"
+	        "                           options given too override it; SIGHUP re-reads it\n"
+	        "  -t, --test               only check the configuration: FILE: ok, exit 0 or 2\n"
 	        "  -l, --listen ADDR        HTTP address: 127.0.0.1:8080, [::1]:8080, :8080\n"
-	        "  -b, --backend ADDR       FastCGI backend (unix:/path, HOST:PORT); repeatable\n"
+	        "  -b, --backend ADDR[,weight=N]  FastCGI backend (unix:/path, HOST:PORT) and its\n"
+	        "                           share of the traffic (1..1000, default 1); repeatable\n"
 	        "  -r, --root DIR           serve existing files under DIR statically (GET/HEAD);\n"
 	        "                           also DOCUMENT_ROOT (default: the current directory)\n"
-	        "      --balance rr|least   backend choice: smooth weighted round-robin (default)\n"
-	        "                           or least outstanding requests\n"
+	        "      --balance POLICY     rr (smooth weighted round-robin, default), least\n"
+	        "                           (least outstanding requests), or consistent hashing:\n"
+	        "                           hash:uri, hash:client, hash:header:NAME\n"
 	        "      --index NAME         appended to a script path ending in '/' (index.php)\n"
 	        "      --script-ext EXT     never served statically; PATH_INFO splits after it "
 	        "(.php)\n"
-	        "      --max-body BYTES     request body limit (64 MiB), 413 above\n"
-	        "      --max-buffer BYTES   response bytes buffered for a slow client (32 MiB)\n"
+	        "      --max-body BYTES     request body limit (64M), 413 above\n"
+	        "      --body-buffer BYTES  request body bytes kept in memory (64K); the rest goes\n"
+	        "                           to a temporary file; larger Content-Length bodies stream\n"
+	        "      --temp-dir DIR       temporary files: request bodies, responses waiting for\n"
+	        "                           slow clients (default $TMPDIR, else /tmp)\n"
+	        "      --max-buffer BYTES   response bytes buffered for a slow client (32M)\n"
+	        "      --response-buffer BYTES  response bytes kept in memory before the backend\n"
+	        "                           is paused, or on a shared connection the rest goes to\n"
+	        "                           a temporary file (256K; at most half of --max-buffer)\n"
+	        "      --max-temp-file BYTES  bytes of one response waiting in its temporary\n"
+	        "                           file (1G); past it: aborted; 0: no file\n"
 	        "      --max-conns N        HTTP connections at once (1024)\n"
 	        "      --upstream-timeout MS  no byte from a backend that owes one (60000): 504\n"
 	        "                           (GET and HEAD are tried on another backend first)\n"
@@ -1987,244 +2337,57 @@ static void gw_usage(FILE *f)
 	        "      --auth-prefix PATH   only paths under PATH need the authorizer (/)\n"
 	        "      --workers N|auto     processes sharing the listening socket, each with\n"
 	        "                           its own loop (1; auto: one per core)\n"
-	        "  -h, --help\n");
+	        "  -h, --help\n"
+	        "\n"
+	        "Durations are milliseconds (or 5s); sizes take K, M, G. SIGTERM/SIGINT: graceful\n"
+	        "stop. SIGHUP: reload the configuration without dropping a connection.\n");
 }
 
-static int gw_parse_size(const char *s, uint64_t *out)
+/* One worker process: builds its loop, clients and balancer from conf (nothing that holds an
+ * epoll set is forked) and serves lfd until stopped. Writes one byte to ready_fd once it
+ * serves, so the supervisor knows a new generation is up before it stops the old one.
+ * Returns the exit status. */
+static int gw_worker(const gw_config *conf, int lfd, int ready_fd)
 {
-	char *end;
-	errno = 0;
-	unsigned long long v = strtoull(s, &end, 10);
-	if (errno || end == s || *s == '-')
-		return -1;
-	if (*end == 'k' || *end == 'K')
-		v <<= 10, end++;
-	else if (*end == 'm' || *end == 'M')
-		v <<= 20, end++;
-	else if (*end == 'g' || *end == 'G')
-		v <<= 30, end++;
-	if (*end)
-		return -1;
-	*out = v;
-	return 0;
-}
-
-/* --workers N: N processes accept on the one socket; this parent restarts a worker that
- * dies (after a second, so a crash loop stays cheap) and passes SIGTERM/SIGINT on. Returns
- * -1 in a worker (which goes on to serve), or the exit status in the parent. */
-static int gw_supervise(gw *g, int n)
-{
-	pid_t pids[64] = {0};
-	int64_t respawn_at[64] = {0};
-	int alive = 0, stopping = 0;
-	for (;;) {
-		int64_t now = fk_now_ms();
-		for (int i = 0; i < n && !stopping; i++) {
-			if (pids[i] > 0 || now < respawn_at[i])
-				continue;
-			pid_t pid = fork();
-			if (pid == 0)
-				return -1;
-			if (pid > 0) {
-				pids[i] = pid;
-				alive++;
-			}
-			respawn_at[i] = now + 1000;
-		}
-		if (gw_signalled && !stopping) {
-			stopping = 1;
-			for (int i = 0; i < n; i++)
-				if (pids[i] > 0)
-					kill(pids[i], SIGTERM);
-			close(g->lfd);
-			g->lfd = -1;
-		}
-		if (stopping && !alive)
-			return 0;
-		int st, pending = 0;
-		for (int i = 0; i < n; i++)
-			pending |= !stopping && pids[i] <= 0;
-		/* A signal interrupts either wait (no SA_RESTART); a restart still due wakes us. */
-		pid_t pid = waitpid(-1, &st, pending ? WNOHANG : 0);
-		if (pid == 0 && pending) {
-			struct timespec ts = {0, 100 * 1000 * 1000};
-			nanosleep(&ts, NULL);
-			continue;
-		}
-		if (pid <= 0)
-			continue;
-		for (int i = 0; i < n; i++)
-			if (pids[i] == pid) {
-				pids[i] = 0;
-				alive--;
-				if (!stopping)
-					gw_log("worker %d ended (%s %d): restarting", (int)pid,
-					       WIFSIGNALED(st) ? "signal" : "status",
-					       WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
-			}
-	}
-}
-
-int fk_tool_gateway(int argc, char **argv)
-{
-	enum { O_BALANCE = 256, O_INDEX, O_EXT, O_MAXBODY, O_MAXBUF, O_MAXCONNS, O_UPTO, O_ACCESS,
-	       O_WORKERS, O_STATUS, O_PROBE, O_SENDFILE, O_AUTH, O_AUTHPREFIX, O_QUEUE, O_BCONNS,
-	       O_CONNTO };
-	static const struct option opts[] = {
-	        {"listen", required_argument, NULL, 'l'},
-	        {"backend", required_argument, NULL, 'b'},
-	        {"root", required_argument, NULL, 'r'},
-	        {"balance", required_argument, NULL, O_BALANCE},
-	        {"index", required_argument, NULL, O_INDEX},
-	        {"script-ext", required_argument, NULL, O_EXT},
-	        {"max-body", required_argument, NULL, O_MAXBODY},
-	        {"max-buffer", required_argument, NULL, O_MAXBUF},
-	        {"max-conns", required_argument, NULL, O_MAXCONNS},
-	        {"upstream-timeout", required_argument, NULL, O_UPTO},
-	        {"access-log", required_argument, NULL, O_ACCESS},
-	        {"workers", required_argument, NULL, O_WORKERS},
-	        {"status-path", required_argument, NULL, O_STATUS},
-	        {"probe-interval", required_argument, NULL, O_PROBE},
-	        {"sendfile-root", required_argument, NULL, O_SENDFILE},
-	        {"authorizer", required_argument, NULL, O_AUTH},
-	        {"queue", required_argument, NULL, O_QUEUE},
-	        {"backend-conns", required_argument, NULL, O_BCONNS},
-	        {"connect-timeout", required_argument, NULL, O_CONNTO},
-	        {"auth-prefix", required_argument, NULL, O_AUTHPREFIX},
-	        {"help", no_argument, NULL, 'h'},
-	        {NULL, 0, NULL, 0},
-	};
 	gw g0 = {0}, *g = &g0;
-	g->lfd = -1;
+	g->lfd = lfd;
 	g->listen_kind = GW_T_LISTEN;
 	g->auth_kind = GW_T_BACKEND;
-	g->index = "index.php";
-	g->script_ext = ".php";
-	g->max_body = 64u << 20;
-	g->max_buffer = 32u << 20;
-	g->max_conns = 1024;
+	g->index = conf->index ? conf->index : "index.php";
+	g->script_ext = conf->script_ext ? conf->script_ext : ".php";
+	g->max_body = conf->max_body;
+	g->max_buffer = (size_t)conf->max_buffer;
+	/* Half of max_buffer at most: a response paused at resp_buf may still get one read's
+	 * worth more before the library stops, and must not be cut for it. */
+	g->resp_buf = conf->response_buffer < conf->max_buffer / 2 ? (size_t)conf->response_buffer
+	                                                           : (size_t)(conf->max_buffer / 2);
+	g->max_temp = conf->max_temp_file;
+	g->body_mem = (size_t)conf->body_buffer;
+	g->temp_dir = conf->temp_dir;
+	g->max_conns = conf->max_conns;
 	g->header_to = 10000;
 	g->idle_to = 60000;
 	g->send_to = 60000;
-	g->upstream_to = 60000;
-	g->queue = 256;
-	g->connect_to = 3000;
-	const char *listen_addr = NULL, *root = NULL, *access = NULL, *sendfile_root = NULL;
-	const char **backends = calloc((size_t)argc + 1, sizeof *backends);
-	size_t nb = 0;
-	fk_bal_policy policy = FK_BAL_WRR;
-	int ch, bad = 0, workers = 1;
-	uint64_t v;
-	if (!backends)
-		return 1;
-	optind = 1;
-	while ((ch = getopt_long(argc, argv, "l:b:r:h", opts, NULL)) != -1) {
-		switch (ch) {
-		case 'l':
-			listen_addr = optarg;
-			break;
-		case 'b':
-			backends[nb++] = optarg;
-			break;
-		case 'r':
-			root = optarg;
-			break;
-		case O_BALANCE:
-			if (!strcmp(optarg, "rr") || !strcmp(optarg, "wrr"))
-				policy = FK_BAL_WRR;
-			else if (!strcmp(optarg, "least"))
-				policy = FK_BAL_LEAST;
-			else
-				bad = 1;
-			break;
-		case O_INDEX:
-			g->index = optarg;
-			break;
-		case O_EXT:
-			g->script_ext = optarg;
-			break;
-		case O_MAXBODY:
-			bad |= gw_parse_size(optarg, &g->max_body) || !g->max_body ||
-			       g->max_body > ((uint64_t)1 << 40);
-			break;
-		case O_MAXBUF:
-			bad |= gw_parse_size(optarg, &v) || v < 65536 || v > ((uint64_t)1 << 40);
-			g->max_buffer = (size_t)v;
-			break;
-		case O_MAXCONNS:
-			bad |= gw_parse_size(optarg, &v) || !v || v > 1000000;
-			g->max_conns = (unsigned)v;
-			break;
-		case O_UPTO:
-			bad |= gw_parse_size(optarg, &v) || !v || v > 86400000;
-			g->upstream_to = (unsigned)v;
-			break;
-		case O_ACCESS:
-			access = optarg;
-			break;
-		case O_STATUS:
-			g->status_path = optarg;
-			bad |= optarg[0] != '/';
-			break;
-		case O_AUTH:
-			g->auth_addr = optarg;
-			break;
-		case O_QUEUE:
-			bad |= gw_parse_size(optarg, &v) || v > 100000;
-			g->queue = (unsigned)v;
-			break;
-		case O_CONNTO:
-			bad |= gw_parse_size(optarg, &v) || !v || v > 600000;
-			g->connect_to = (long)v;
-			break;
-		case O_BCONNS:
-			bad |= gw_parse_size(optarg, &v) || !v || v > 4096;
-			g->backend_conns = (long)v;
-			break;
-		case O_AUTHPREFIX:
-			g->auth_prefix = optarg;
-			bad |= optarg[0] != '/';
-			break;
-		case O_SENDFILE:
-			sendfile_root = optarg;
-			break;
-		case O_PROBE:
-			bad |= gw_parse_size(optarg, &v) || v > 3600000;
-			g->probe_ms = (int64_t)v;
-			break;
-		case O_WORKERS:
-			if (!strcmp(optarg, "auto")) {
-				long n = sysconf(_SC_NPROCESSORS_ONLN);
-				workers = n > 0 ? (int)(n > 64 ? 64 : n) : 1;
-			} else {
-				bad |= gw_parse_size(optarg, &v) || !v || v > 64;
-				workers = (int)v;
-			}
-			break;
-		case 'h':
-			gw_usage(stdout);
-			free(backends);
-			return 0;
-		default:
-			bad = 1;
-		}
-	}
-	if (bad || optind != argc || !listen_addr || !nb) {
-		if (!bad && (!listen_addr || !nb))
-			gw_log("--listen and at least one --backend are required");
-		gw_usage(stderr);
-		free(backends);
-		return 2;
-	}
+	g->upstream_to = conf->upstream_timeout_ms;
+	g->queue = conf->queue;
+	g->connect_to = conf->connect_timeout_ms;
+	g->status_path = conf->status_path;
+	g->auth_addr = conf->authorizer;
+	g->auth_prefix = conf->auth_prefix;
+	g->backend_conns = conf->backend_conns;
+	g->probe_ms = conf->probe_interval_ms;
+	g->balance = conf->balance;
+	g->hash_header = conf->hash_header;
+	size_t nb = conf->nbackends;
 	int rc = 1, ev_ok = 0;
 	fk_bal_backend_conf *bconf = NULL;
 	snprintf(g->software, sizeof g->software, "fcgikit/%s", fcgi_version());
 	char rootbuf[PATH_MAX], cwd[PATH_MAX];
-	if (root) {
-		if (!realpath(root, rootbuf)) {
-			gw_log("--root %s: %s", root, strerror(errno));
-			free(backends);
-			return 1;
+	static char sfroot[PATH_MAX];
+	if (conf->root) {
+		if (!realpath(conf->root, rootbuf)) {
+			gw_log("root %s: %s", conf->root, strerror(errno));
+			goto out;
 		}
 		/* "/" as root: the prefix check then wants "/" + '/', so keep it as "" */
 		if (!strcmp(rootbuf, "/"))
@@ -2234,44 +2397,22 @@ int fk_tool_gateway(int argc, char **argv)
 	} else {
 		g->doc_root = getcwd(cwd, sizeof cwd) ? cwd : "";
 	}
-	static char sfroot[PATH_MAX];
-	if (sendfile_root) {
-		if (!realpath(sendfile_root, sfroot)) {
-			gw_log("--sendfile-root %s: %s", sendfile_root, strerror(errno));
-			free(backends);
-			return 1;
+	if (conf->sendfile_root) {
+		if (!realpath(conf->sendfile_root, sfroot)) {
+			gw_log("sendfile_root %s: %s", conf->sendfile_root, strerror(errno));
+			goto out;
 		}
 		g->sendfile_root = sfroot;
 		g->sendfile_root_len = strlen(sfroot);
 	}
+	/* Opened by each worker, so a reload also reopens a rotated log. */
 	g->access = stdout;
-	if (access && !(g->access = fopen(access, "ae"))) {
-		gw_log("--access-log %s: %s", access, strerror(errno));
-		free(backends);
-		return 1;
+	if (conf->access_log && !(g->access = fopen(conf->access_log, "ae"))) {
+		gw_log("access_log %s: %s", conf->access_log, strerror(errno));
+		goto out;
 	}
 	setvbuf(g->access, NULL, _IOLBF, 0);
 
-	struct sigaction sa = {0};
-	sa.sa_handler = SIG_IGN;
-	sigaction(SIGPIPE, &sa, NULL);
-	sa.sa_handler = gw_on_signal;
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-
-	/* The listening socket first, shared by every worker process; each worker then builds
-	 * its own loop, clients and balancer (nothing that holds an epoll set is forked). */
-	if (gw_listen(g, listen_addr))
-		goto out;
-	if (workers > 1) {
-		int wrc = gw_supervise(g, workers);
-		if (wrc >= 0) { /* the parent, once every worker has gone */
-			rc = wrc;
-			goto out;
-		}
-		/* a worker: go on */
-	}
 	bconf = calloc(nb, sizeof *bconf);
 	g->be = calloc(nb, sizeof *g->be);
 	if (!bconf || !g->be || fk_ev_init(&g->ev))
@@ -2282,12 +2423,12 @@ int fk_tool_gateway(int argc, char **argv)
 		gw_backend *b = &g->be[i];
 		b->kind = GW_T_BACKEND;
 		b->g = g;
-		b->addr = backends[i];
+		b->addr = conf->backends[i].addr;
 		b->lat = malloc(sizeof *b->lat);
 		if (b->lat)
 			fk_hist_init(b->lat);
 		if (fcgi_client_new(&b->cli, b->addr)) {
-			gw_log("--backend %s: not an address", b->addr);
+			gw_log("backend %s: not an address", b->addr);
 			goto out;
 		}
 		fcgi_client_set_opt(b->cli, FCGI_CLIENT_READ_TIMEOUT_MS, g->upstream_to);
@@ -2297,15 +2438,17 @@ int fk_tool_gateway(int argc, char **argv)
 		fcgi_client_set_opt(b->cli, FCGI_CLIENT_WRITE_TIMEOUT_MS, g->upstream_to);
 		if (fcgi_client_fd(b->cli) >= 0)
 			fk_ev_add(&g->ev, fcgi_client_fd(b->cli), FK_EV_IN, b);
+		/* The address is the ring identity: a reload that adds or removes a backend
+		 * moves only that backend's share of the keys. */
 		bconf[i].id = b->addr;
 		bconf[i].id_len = strlen(b->addr);
-		bconf[i].weight = 1;
+		bconf[i].weight = conf->backends[i].weight;
 	}
 	if (g->auth_addr) {
 		if (!g->auth_prefix)
 			g->auth_prefix = "/";
 		if (fcgi_client_new(&g->auth, g->auth_addr)) {
-			gw_log("--authorizer %s: not an address", g->auth_addr);
+			gw_log("authorizer %s: not an address", g->auth_addr);
 			goto out;
 		}
 		fcgi_client_set_opt(g->auth, FCGI_CLIENT_READ_TIMEOUT_MS, g->upstream_to);
@@ -2315,18 +2458,29 @@ int fk_tool_gateway(int argc, char **argv)
 	}
 	fk_bal_config bc;
 	fk_bal_config_default(&bc);
-	bc.policy = policy;
+	bc.policy = g->balance == GW_BAL_LEAST                                      ? FK_BAL_LEAST
+	            : g->balance == GW_BAL_RR                                       ? FK_BAL_WRR
+	                                                                            : FK_BAL_HASH;
 	/* Every backend ejected: try them anyway (nginx does) rather than refuse outright. */
 	bc.all_down_fallback = 1;
 	if (fk_bal_group_new(&g->bal, &bc, bconf, nb))
 		goto out;
 	fk_ev_add(&g->ev, g->lfd, FK_EV_IN, &g->listen_kind);
-	gw_log("listening on %s, %zu backend(s)%s%s", listen_addr, nb, g->root ? ", root " : "",
+	gw_log("worker %d: listening on %s, %zu backend(s), balance %s%s%s", (int)getpid(),
+	       conf->listen, nb, gw_balance_name(g->balance), g->root ? ", root " : "",
 	       g->root ? g->root : "");
 	g->started = fk_now_ms();
+	if (ready_fd >= 0) {
+		ssize_t w = write(ready_fd, "r", 1);
+		(void)w; /* the supervisor also notices a worker that died instead */
+		close(ready_fd);
+		ready_fd = -1;
+	}
 	rc = gw_loop(g);
-	gw_log("stopped");
+	gw_log("worker %d: stopped", (int)getpid());
 out:
+	if (ready_fd >= 0)
+		close(ready_fd);
 	if (g->lfd >= 0)
 		close(g->lfd);
 	for (size_t i = 0; i < g->nbe; i++)
@@ -2343,6 +2497,312 @@ out:
 		fclose(g->access);
 	free(g->be);
 	free(bconf);
-	free(backends);
+	return rc;
+}
+
+/* ------------------------------------------------------------------ supervisor */
+
+enum {
+	GW_READY_MS = 10000,                    /* a new generation must serve within this */
+	GW_OLD_MAX = GW_MAX_WORKERS * 16,       /* old workers still finishing */
+};
+
+/* The supervisor: the parent of every worker. It holds the parsed configuration of the
+ * running generation, restarts a worker that dies, and on SIGHUP starts a new generation
+ * from the re-read configuration, then stops the old one gracefully once the new one serves.
+ * A configuration that does not parse, or a generation that does not come up, leaves the
+ * running one as it is. */
+typedef struct gw_super {
+	int argc;
+	char **argv;
+	gw_config conf[2]; /* conf[cur]: running; the other: being started by a reload */
+	int cur;
+	int lfd, lfd_next; /* lfd_next: a reload's new listening socket, or -1 */
+	int ready_rd;      /* the read end of the starting generation's ready pipe, or -1 */
+	int n;             /* workers of the running generation */
+	pid_t pids[GW_MAX_WORKERS];
+	int64_t respawn_at[GW_MAX_WORKERS];
+	pid_t old[GW_OLD_MAX]; /* stopping: reaped, never restarted */
+	int nold;
+} gw_super;
+
+static int gw_nworkers(const gw_config *c)
+{
+	if (c->workers)
+		return (int)c->workers;
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	return n > 0 ? (int)(n > GW_MAX_WORKERS ? GW_MAX_WORKERS : n) : 1;
+}
+
+/* Forks one worker of configuration conf[which] on lfd. In the child, never returns. */
+static pid_t gw_fork(gw_super *s, int which, int lfd, int ready_wr)
+{
+	pid_t parent = getpid();
+	fflush(NULL); /* nothing buffered is written twice */
+	pid_t pid = fork();
+	if (pid != 0)
+		return pid;
+	/* The worker: the supervisor forwards SIGTERM/SIGINT and owns SIGHUP. */
+	struct sigaction sa = {0};
+	sigemptyset(&sa.sa_mask);
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGHUP, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	gw_signalled = gw_hup = 0;
+	/* A supervisor killed outright (SIGKILL) must not leave workers serving on. */
+	prctl(PR_SET_PDEATHSIG, SIGTERM);
+	if (getppid() != parent)
+		exit(1);
+	int other = lfd == s->lfd ? s->lfd_next : s->lfd;
+	if (other >= 0)
+		close(other);
+	if (s->ready_rd >= 0)
+		close(s->ready_rd);
+	int rc = gw_worker(&s->conf[which], lfd, ready_wr);
+	gw_config_free(&s->conf[0]);
+	gw_config_free(&s->conf[1]);
+	exit(rc);
+}
+
+static void gw_old_add(gw_super *s, pid_t pid)
+{
+	if (pid > 0 && s->nold < GW_OLD_MAX)
+		s->old[s->nold++] = pid;
+}
+
+/* Forgets a reaped child. 1 if it was a running worker (which is then restarted). */
+static int gw_reaped(gw_super *s, pid_t pid)
+{
+	for (int i = 0; i < s->nold; i++)
+		if (s->old[i] == pid) {
+			s->old[i] = s->old[--s->nold];
+			return 0;
+		}
+	for (int i = 0; i < s->n; i++)
+		if (s->pids[i] == pid) {
+			s->pids[i] = 0;
+			return 1;
+		}
+	return 0;
+}
+
+/* Starts n workers of conf[which] on lfd into pids[] and waits until every one serves.
+ * 0; or -1 (the ones started are stopped and left to gw_old_add) when one fails, time runs
+ * out or a stop is asked for meanwhile. */
+static int gw_start_gen(gw_super *s, int which, int lfd, pid_t *pids, int n)
+{
+	int p[2];
+	if (pipe2(p, O_CLOEXEC)) {
+		gw_log("pipe: %s", strerror(errno));
+		return -1;
+	}
+	s->ready_rd = p[0];
+	int started = 0, ready = 0, failed = 0;
+	for (int i = 0; i < n; i++) {
+		pids[i] = gw_fork(s, which, lfd, p[1]);
+		if (pids[i] < 0) {
+			gw_log("fork: %s", strerror(errno));
+			pids[i] = 0;
+			failed = 1;
+			break;
+		}
+		started++;
+	}
+	close(p[1]);
+	int64_t deadline = fk_now_ms() + GW_READY_MS;
+	while (!failed && ready < started && !gw_signalled) {
+		int64_t left = deadline - fk_now_ms();
+		if (left <= 0) {
+			gw_log("new workers did not start within %d ms", GW_READY_MS);
+			failed = 1;
+			break;
+		}
+		struct pollfd pfd = {.fd = p[0], .events = POLLIN};
+		int r = poll(&pfd, 1, left > 100 ? 100 : (int)left);
+		if (r > 0) {
+			char buf[GW_MAX_WORKERS];
+			ssize_t got = read(p[0], buf, sizeof buf);
+			if (got > 0)
+				ready += (int)got;
+		}
+		/* One that exited before it served (a bad root, an access log it cannot open):
+		 * its reason is in the log already. */
+		for (int i = 0; i < started && !failed; i++) {
+			int st;
+			if (pids[i] > 0 && waitpid(pids[i], &st, WNOHANG) == pids[i]) {
+				pids[i] = 0;
+				failed = 1;
+			}
+		}
+	}
+	close(p[0]);
+	s->ready_rd = -1;
+	if (failed || ready < started) {
+		for (int i = 0; i < started; i++)
+			if (pids[i] > 0) {
+				kill(pids[i], SIGTERM);
+				gw_old_add(s, pids[i]);
+				pids[i] = 0;
+			}
+		return -1;
+	}
+	return 0;
+}
+
+/* SIGHUP: re-reads the configuration (the same command line, so --config FILE is read
+ * again and the options still override it), starts its generation, then stops the old one. */
+static void gw_reload(gw_super *s)
+{
+	int nx = !s->cur;
+	gw_config *nc = &s->conf[nx], *oc = &s->conf[s->cur];
+	gw_cmdline cl;
+	char err[1024];
+	if (gw_config_from_args(nc, s->argc, s->argv, &cl, err, sizeof err)) {
+		gw_log("reload failed: %s", err);
+		return;
+	}
+	int lfd = s->lfd;
+	if (strcmp(nc->listen, oc->listen)) {
+		lfd = s->lfd_next = gw_listen(nc->listen);
+		if (lfd < 0) {
+			gw_log("reload failed: listen %s (see above); still serving %s", nc->listen,
+			       oc->listen);
+			gw_config_free(nc);
+			return;
+		}
+	}
+	pid_t pids[GW_MAX_WORKERS] = {0};
+	int n = gw_nworkers(nc);
+	if (gw_start_gen(s, nx, lfd, pids, n)) {
+		gw_log("reload failed: the new workers did not start; the old ones go on");
+		if (s->lfd_next >= 0)
+			close(s->lfd_next);
+		s->lfd_next = -1;
+		gw_config_free(nc);
+		return;
+	}
+	/* The new generation serves: the old one finishes what it holds and goes. */
+	for (int i = 0; i < s->n; i++)
+		if (s->pids[i] > 0) {
+			kill(s->pids[i], SIGTERM);
+			gw_old_add(s, s->pids[i]);
+		}
+	memcpy(s->pids, pids, sizeof pids);
+	memset(s->respawn_at, 0, sizeof s->respawn_at);
+	s->n = n;
+	if (lfd != s->lfd) {
+		close(s->lfd);
+		s->lfd = lfd;
+		s->lfd_next = -1;
+	}
+	gw_config_free(oc);
+	s->cur = nx;
+	gw_log("reloaded: listening on %s, %zu backend(s), %d worker(s)", nc->listen, nc->nbackends,
+	       n);
+}
+
+/* Runs until every worker has gone after a stop; the exit status. */
+static int gw_supervise(gw_super *s)
+{
+	s->n = gw_nworkers(&s->conf[s->cur]);
+	if (gw_start_gen(s, s->cur, s->lfd, s->pids, s->n)) {
+		gw_signalled = 1; /* the first generation: give up */
+		for (int i = 0; i < s->nold; i++)
+			waitpid(s->old[i], NULL, 0);
+		return 1;
+	}
+	int stops = 0; /* stop signals passed on */
+	for (;;) {
+		int64_t now = fk_now_ms();
+		if (gw_signalled > stops) {
+			/* The first: graceful stop of everything; another one: stop now. */
+			stops = gw_signalled;
+			for (int i = 0; i < s->n; i++)
+				if (s->pids[i] > 0)
+					kill(s->pids[i], SIGTERM);
+			for (int i = 0; i < s->nold; i++)
+				kill(s->old[i], SIGTERM);
+			if (s->lfd >= 0)
+				close(s->lfd);
+			s->lfd = -1;
+		}
+		if (gw_hup) {
+			gw_hup = 0;
+			if (!stops)
+				gw_reload(s);
+			continue;
+		}
+		int alive = s->nold;
+		for (int i = 0; i < s->n; i++) {
+			if (s->pids[i] <= 0 && !stops && now >= s->respawn_at[i]) {
+				pid_t pid = gw_fork(s, s->cur, s->lfd, -1);
+				s->respawn_at[i] = now + 1000; /* a crash loop stays cheap */
+				if (pid > 0)
+					s->pids[i] = pid;
+			}
+			alive += s->pids[i] > 0;
+		}
+		if (stops && !alive)
+			return 0;
+		int st;
+		pid_t pid;
+		while ((pid = waitpid(-1, &st, WNOHANG)) > 0)
+			if (gw_reaped(s, pid) && !stops)
+				gw_log("worker %d ended (%s %d): restarting", (int)pid,
+				       WIFSIGNALED(st) ? "signal" : "status",
+				       WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
+		/* A signal cuts the nap short (no SA_RESTART). */
+		struct timespec ts = {0, 100 * 1000 * 1000};
+		if (!gw_signalled || gw_signalled == stops)
+			nanosleep(&ts, NULL);
+	}
+}
+
+int fk_tool_gateway(int argc, char **argv)
+{
+	gw_super s0 = {.argc = argc, .argv = argv, .lfd = -1, .lfd_next = -1, .ready_rd = -1};
+	gw_super *s = &s0;
+	gw_config_init(&s->conf[1]);
+	gw_cmdline cl;
+	char err[1024];
+	if (gw_config_from_args(&s->conf[0], argc, argv, &cl, err, sizeof err)) {
+		gw_log("%s", err);
+		if (!strncmp(err, "usage: ", 7) && !cl.test)
+			gw_usage(stderr);
+		return 2;
+	}
+	if (cl.help) {
+		gw_usage(stdout);
+		gw_config_free(&s->conf[0]);
+		return 0;
+	}
+	if (cl.test) {
+		printf("%s: ok\n", cl.config ? cl.config : "command line");
+		gw_config_free(&s->conf[0]);
+		return 0;
+	}
+	struct sigaction sa = {0};
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGPIPE, &sa, NULL);
+	sa.sa_handler = gw_on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+
+	/* The listening socket first, shared by every worker of every generation. */
+	int rc = 1;
+	s->lfd = gw_listen(s->conf[0].listen);
+	if (s->lfd >= 0) {
+		gw_log("listening on %s, %zu backend(s)%s%s", s->conf[0].listen,
+		       s->conf[0].nbackends, cl.config ? ", config " : "",
+		       cl.config ? cl.config : "");
+		rc = gw_supervise(s);
+		gw_log("stopped");
+	}
+	if (s->lfd >= 0)
+		close(s->lfd);
+	gw_config_free(&s->conf[0]);
+	gw_config_free(&s->conf[1]);
 	return rc;
 }

@@ -252,6 +252,325 @@ def t_chunked_upload(g, tmp):
         "raw chunked body with extension and trailer", repr(rs))
 
 
+class BodyBackend:
+    """A FastCGI responder in a thread of this process that reports what it was sent: the
+    answer is `CL=<CONTENT_LENGTH> got=<STDIN bytes> sha=<sha256 of STDIN>`. `begun` counts
+    BEGIN_REQUESTs, `aborted` ABORT_REQUESTs and connections closed mid-body, so a test can
+    see that a sized body reaches it before it is complete and that a vanished client's
+    request is abandoned."""
+
+    def __init__(self, tmp, name):
+        self.sock = os.path.join(tmp, name + ".sock")
+        self.addr = "unix:" + self.sock
+        self.begun = self.aborted = self.answered = 0
+        self.ls = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.ls.bind(self.sock)
+        self.ls.listen(16)
+        self.ls.settimeout(0.2)
+        self.stopping = False
+        self.th = threading.Thread(target=self._accept, daemon=True)
+        self.th.start()
+
+    def _accept(self):
+        while not self.stopping:
+            try:
+                s, _ = self.ls.accept()
+            except (socket.timeout, OSError):
+                continue
+            threading.Thread(target=self._serve, args=(s,), daemon=True).start()
+
+    @staticmethod
+    def _recv(s, n):
+        b = b""
+        while len(b) < n:
+            d = s.recv(n - len(b))
+            if not d:
+                raise EOFError
+            b += d
+        return b
+
+    @staticmethod
+    def _rec(t, rid, content):
+        return bytes([1, t, rid >> 8, rid & 255, len(content) >> 8, len(content) & 255, 0, 0]) + content
+
+    @staticmethod
+    def _pairs(b):
+        out, i = {}, 0
+        while i < len(b):
+            ln = []
+            for _ in range(2):
+                if b[i] & 0x80:
+                    ln.append(int.from_bytes(b[i:i + 4], "big") & 0x7fffffff)
+                    i += 4
+                else:
+                    ln.append(b[i])
+                    i += 1
+            out[b[i:i + ln[0]].decode("latin-1")] = b[i + ln[0]:i + ln[0] + ln[1]].decode("latin-1")
+            i += ln[0] + ln[1]
+        return out
+
+    def _serve(self, s):
+        import hashlib
+        s.settimeout(60)
+        params, keep, rid, got, h, live = b"", False, 0, 0, None, False
+        try:
+            while not self.stopping:
+                hd = self._recv(s, 8)
+                t, rid_in, clen, pad = hd[1], hd[2] << 8 | hd[3], hd[4] << 8 | hd[5], hd[6]
+                c = self._recv(s, clen + pad)[:clen]
+                if t == 9:
+                    s.sendall(self._rec(10, 0, b"\x0f\x01FCGI_MPXS_CONNS0"))
+                elif t == 1:
+                    rid, keep, params, got, h, live = rid_in, bool(c[2] & 1), b"", 0, hashlib.sha256(), True
+                    self.begun += 1
+                elif t == 2:
+                    self.aborted += 1
+                    live = False
+                    s.sendall(self._rec(3, rid, b"\0\0\0\1\0\0\0\0"))
+                    if not keep:
+                        break
+                elif t == 4:
+                    params += c
+                elif t == 5 and clen:
+                    got += clen
+                    h.update(c)
+                elif t == 5 and live:
+                    live = False
+                    p = self._pairs(params)
+                    msg = "CL=%s got=%d sha=%s" % (p.get("CONTENT_LENGTH", "-"), got, h.hexdigest())
+                    s.sendall(self._rec(6, rid, b"Content-Type: text/plain\r\n\r\n" + msg.encode()) +
+                              self._rec(6, rid, b"") + self._rec(3, rid, b"\0" * 8))
+                    self.answered += 1
+                    if not keep:
+                        break
+        except (EOFError, OSError):
+            if live:
+                self.aborted += 1
+        finally:
+            s.close()
+
+    def stop(self):
+        self.stopping = True
+        self.ls.close()
+        self.th.join(2)
+
+
+def gw_worker_pid(g):
+    """The worker process of a one-worker gateway (the supervisor's child)."""
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            st = read_file("/proc/%s/stat" % d)
+            parts = st.rpartition(")")[2].split()
+            if len(parts) > 2 and parts[1] == str(g.proc.pid):
+                return int(d)
+    return None
+
+
+def rss_kib(pid):
+    for line in read_file("/proc/%d/status" % pid).splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return -1
+
+
+def t_request_bodies(tmp):
+    """Request bodies through the store: chunked ones complete (exact CONTENT_LENGTH) and
+    spilled to --temp-dir, sized ones streamed while they arrive, memory bounded, no file
+    left, a client vanishing mid-body costing nothing."""
+    import hashlib
+    tdir = os.path.join(tmp, "bodies-tmp")
+    os.makedirs(tdir)
+    be = BodyBackend(tmp, "bodies")
+    echo = Backend(tmp, "bodies-echo")
+    g = Gateway(tmp, "gw-bodies", [be.addr], ["--temp-dir", tdir, "--max-body", "64M"])
+    www = os.path.join(tmp, "bodies-www")
+    os.makedirs(www)
+    with open(os.path.join(www, "s.txt"), "w") as fh:
+        fh.write("static\n")
+    ge = Gateway(tmp, "gw-bodies-echo", [echo.addr], ["--temp-dir", tdir, "--max-body", "64M",
+                                                     "--root", www])
+    try:
+        # 8 MiB chunked: byte-identical through echo, and the application saw the exact length
+        f = randfile(tmp, "c8.bin", 8 << 20)
+        want = open(f, "rb").read()
+        rc, out, err = curl(["-H", "Transfer-Encoding: chunked", "-H", "Expect:",
+                             "--data-binary", "@" + f, ge.url + "/c8"], timeout=60)
+        same = rc == 0 and out == want
+        rc, out2, err2 = curl(["-H", "Transfer-Encoding: chunked", "-H", "Expect:",
+                               "--data-binary", "@" + f, g.url + "/c8"], timeout=60)
+        exp = ("CL=%d got=%d sha=%s" % (len(want), len(want), hashlib.sha256(want).hexdigest())).encode()
+        tap(same and out2 == exp and not os.listdir(tdir),
+            "8 MiB chunked upload: echoed byte-identical, CONTENT_LENGTH exact (8388608), "
+            "no file left in --temp-dir",
+            "echo rc=%d len=%d %s | app: %r %s | dir %r" % (rc, len(out), err, out2[:200], err2,
+                                                          os.listdir(tdir)))
+
+        # 20 MiB sized: streamed (the backend has the request before the body is complete),
+        # the worker's memory stays far below the body's size
+        wpid = gw_worker_pid(g)
+        size = 20 << 20
+        blob = os.urandom(1 << 20)
+        s = socket.create_connection(("127.0.0.1", g.port), timeout=30)
+        s.sendall(b"POST /big HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % size)
+        s.sendall(blob)
+        early = wait_for(lambda: be.begun >= 2, 10)
+        time.sleep(0.2)
+        rss0 = rss_kib(wpid) if wpid else -1
+        peak, h = rss0, hashlib.sha256(blob)
+        for _ in range(19):
+            s.sendall(blob)
+            h.update(blob)
+            peak = max(peak, rss_kib(wpid) if wpid else -1)
+        st, _, body = read_http_response(s, 60)
+        peak = max(peak, rss_kib(wpid) if wpid else -1)
+        s.close()
+        exp = ("CL=%d got=%d sha=%s" % (size, size, h.hexdigest())).encode()
+        grow = peak - rss0
+        tap(st == 200 and body == exp and early and rss0 > 0 and grow < 12 * 1024,
+            "20 MiB sized upload streamed: at the backend before its end, body exact, the "
+            "worker grew %d KiB (< 12 MiB)" % grow,
+            "st=%s body=%r early=%s rss0=%d peak=%d" % (st, body[:200], early, rss0, peak))
+        time.sleep(0.2)
+        tap(not os.listdir(tdir) and not fds_in(wpid or 0, tdir),
+            "after the uploads: nothing in --temp-dir, no temporary file still open",
+            "%r %r" % (os.listdir(tdir), fds_in(wpid or 0, tdir)))
+
+        # half a sized body, then the client goes: the backend request is abandoned, others
+        # are served
+        ab0 = be.aborted
+        s = socket.create_connection(("127.0.0.1", g.port), timeout=10)
+        s.sendall(b"POST /half HTTP/1.1\r\nHost: x\r\nContent-Length: 4000000\r\n\r\n" + os.urandom(2000000))
+        started = wait_for(lambda: be.begun >= 3, 10)
+        time.sleep(0.2)
+        s.close()
+        gone = wait_for(lambda: be.aborted > ab0, 10)
+        rc, out, _ = curl(["--data-binary", "after", g.url + "/after"])
+        tap(started and gone and out.startswith(b"CL=5 got=5") and g.alive(),
+            "a client that sends half a sized body and disconnects: the backend request is "
+            "aborted, the next client is served",
+            "started=%s aborted=%s out=%r" % (started, gone, out[:200]))
+
+        # a response made before its body was read (a static file; the body is over
+        # --body-buffer, so the request is served at once): the rest of the body is skipped
+        # by its length, the pipelined request after it is answered, and so is one after a
+        # body streamed through echo
+        s = socket.create_connection(("127.0.0.1", ge.port), timeout=10)
+        s.sendall(b"GET /s.txt HTTP/1.1\r\nHost: x\r\nContent-Length: 300000\r\n\r\n" +
+                  b"GET /fake HTTP/1.1\r\n" * 5000)
+        first = read_http_response(s, 10)
+        s.sendall(b"x" * 200000 + b"PUT /p HTTP/1.1\r\nHost: x\r\nContent-Length: 300000\r\n\r\n" +
+                  b"a" * 100000)
+        time.sleep(0.3)
+        s.sendall(b"b" * 200000 + b"GET /next?n=2 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        data = b""
+        s.settimeout(10)
+        while True:
+            try:
+                d = s.recv(1 << 16)
+            except OSError:
+                break
+            if not d:
+                break
+            data += d
+        s.close()
+        rs, rest = parse_responses(data, ["PUT", "GET"])
+        ok = first[0] == 200 and first[2] == b"static\n" and len(rs) == 2 and rs[0][0] == 200 and \
+            rs[0][2] == b"a" * 100000 + b"b" * 200000 and \
+            rs[1][0] == 200 and rs[1][1].get("x-query") == "n=2" and rest == b""
+        tap(ok, "answered before its body was read: the body is skipped by its length; a body "
+            "streamed through echo; the pipelined requests after them answered in order",
+            repr(first[:2]) + repr([(r[0], len(r[2])) for r in rs]) + repr(data[:300]))
+    finally:
+        g.stop()
+        ge.stop()
+        echo.stop()
+        be.stop()
+
+
+def t_body_stall(tmp):
+    """A client that stops in the middle of a streamed body: 408 and the connection closed,
+    the backend request abandoned without counting against the backend."""
+    be = BodyBackend(tmp, "stall")
+    g = Gateway(tmp, "gw-stall", [be.addr], ["--upstream-timeout", "1500", "--status-path", "/st"])
+    try:
+        s = socket.create_connection(("127.0.0.1", g.port), timeout=15)
+        t0 = time.monotonic()
+        s.sendall(b"POST /stall HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n" +
+                  b"z" * 200000)
+        st, hdrs, body = read_http_response(s, 12)
+        dt = time.monotonic() - t0
+        closed = False
+        try:
+            closed = s.recv(100) == b""
+        except OSError:
+            closed = True
+        s.close()
+        rc, out, _ = curl(["--data-binary", "next", g.url + "/next"])
+        rc, stj, _ = curl([g.url + "/st"])
+        try:
+            failed = json.loads(stj)["backends"][0]["failed"]
+        except (ValueError, KeyError, IndexError):
+            failed = None
+        log = read_file(g.log)
+        tap(st == 408 and hdrs.get("connection", "").lower() == "close" and closed and
+            1 < dt < 8 and out.startswith(b"CL=4 got=4") and "request body stalled" in log and
+            failed == 0,
+            "a sized body that stops coming: 408 and close after the timeout (%.1fs), not "
+            "counted as a backend failure" % dt,
+            "st=%s %r closed=%s out=%r failed=%r\n%s" % (st, hdrs, closed, out, failed, log[-800:]))
+    finally:
+        g.stop()
+        be.stop()
+
+
+def t_body_tempfail(tmp):
+    """A temporary file that cannot be made: 500 with a log line, small bodies unaffected."""
+    e = Backend(tmp, "tfail-echo")
+    g = Gateway(tmp, "gw-tfail", [e.addr], ["--temp-dir", os.path.join(tmp, "no-such-dir")])
+    try:
+        rc, out, _ = curl(["-i", "-H", "Expect:", "--data-binary", "@" + randfile(tmp, "tf.bin", 200000),
+                           g.url + "/big"])
+        rc2, out2, _ = curl(["--data-binary", "small", g.url + "/small"])
+        log = read_file(g.log)
+        tap(out.startswith(b"HTTP/1.1 500") and "storing the request body" in log and
+            out2 == b"small",
+            "--temp-dir unusable: a body over --body-buffer gets 500 and a log line, a small one "
+            "is served", "%r %r\n%s" % (out[:200], out2[:100], log[-600:]))
+    finally:
+        g.stop()
+        e.stop()
+
+
+def t_body_auth(tmp):
+    """The authorizer gets no body; the responder after it gets all of it, streamed."""
+    authz = os.path.join(BUILD, "examples", "authorizer")
+    if not os.access(authz, os.X_OK):
+        tap(True, "authorizer route with a request body", skip="build/examples/authorizer missing")
+        return
+    import base64
+    asock = os.path.join(tmp, "bauthz.sock")
+    ap = start([authz, "unix:" + asock], os.path.join(tmp, "bauthz.log"))
+    e = Backend(tmp, "bauth-echo")
+    try:
+        wait_for(lambda: peers.unix_open(asock), 10)
+        g = Gateway(tmp, "gw-bauth", [e.addr], ["--authorizer", "unix:" + asock])
+        try:
+            f = randfile(tmp, "bauth.bin", 3 << 20)
+            good = base64.b64encode(b"demo:secret").decode()
+            rc, out, err = curl(["-H", "Authorization: Basic " + good, "-H", "Expect:",
+                                 "--data-binary", "@" + f, g.url + "/up"], timeout=60)
+            rc2, out2, _ = curl(["-i", "-H", "Expect:", "--data-binary", "@" + f, g.url + "/up"],
+                                timeout=60)
+            tap(rc == 0 and out == open(f, "rb").read() and out2.startswith(b"HTTP/1.1 401"),
+                "authorizer route, 3 MiB body: accepted reaches the responder byte-identical, "
+                "refused gets the 401", "rc=%d len=%d %s %r" % (rc, len(out), err, out2[:200]))
+        finally:
+            g.stop()
+    finally:
+        e.stop()
+        stop(ap)
+
+
 def t_expect(g, tmp):
     f = randfile(tmp, "e.bin", 200000)
     t0 = time.monotonic()
@@ -840,6 +1159,289 @@ def t_queue_full(tmp):
         stop(p)
 
 
+# ------------------------------------------------------------------ slow clients, flow control
+
+class PatternBackend:
+    """A FastCGI responder in a thread of this process that does not multiplex (it answers
+    GET_VALUES with FCGI_MPXS_CONNS=0): `?mib=N` is answered with N MiB, block i being
+    `i` (8 bytes) then a fixed random MiB, written with blocking sends so `written` shows how
+    far a client that does not read lets it get."""
+    BLOCK = os.urandom(1 << 20)
+
+    def __init__(self, tmp, name):
+        self.sock = os.path.join(tmp, name + ".sock")
+        self.addr = "unix:" + self.sock
+        self.written = 0
+        self.ls = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.ls.bind(self.sock)
+        self.ls.listen(16)
+        self.ls.settimeout(0.2)
+        self.stopping = False
+        self.th = threading.Thread(target=self._accept, daemon=True)
+        self.th.start()
+
+    @staticmethod
+    def block(i):
+        return i.to_bytes(8, "big") + PatternBackend.BLOCK[8:]
+
+    def _accept(self):
+        while not self.stopping:
+            try:
+                s, _ = self.ls.accept()
+            except (socket.timeout, OSError):
+                continue
+            threading.Thread(target=self._serve, args=(s,), daemon=True).start()
+
+    @staticmethod
+    def _recv(s, n):
+        b = b""
+        while len(b) < n:
+            d = s.recv(n - len(b))
+            if not d:
+                raise EOFError
+            b += d
+        return b
+
+    @staticmethod
+    def _rec(t, rid, content):
+        return bytes([1, t, rid >> 8, rid & 255, len(content) >> 8, len(content) & 255, 0, 0]) + content
+
+    def _serve(self, s):
+        s.settimeout(60)
+        params, keep, rid = b"", False, 0
+        try:
+            while not self.stopping:
+                h = self._recv(s, 8)
+                t, rid_in, clen, pad = h[1], h[2] << 8 | h[3], h[4] << 8 | h[5], h[6]
+                c = self._recv(s, clen + pad)[:clen]
+                if t == 9:  # GET_VALUES: one connection at a time, one request on it
+                    v = b"\x0f\x01FCGI_MPXS_CONNS0"
+                    s.sendall(self._rec(10, 0, v))
+                elif t == 1:
+                    rid, keep, params = rid_in, bool(c[2] & 1), b""
+                elif t == 4:
+                    params += c
+                elif t == 5 and clen == 0:
+                    self._answer(s, rid, params)
+                    if not keep:
+                        break
+        except (EOFError, OSError):
+            pass
+        finally:
+            s.close()
+
+    @staticmethod
+    def _pairs(b):
+        out, i = {}, 0
+
+        def length():
+            nonlocal i
+            if b[i] < 128:
+                i += 1
+                return b[i - 1]
+            i += 4
+            return int.from_bytes(b[i - 4:i], "big") & 0x7fffffff
+        while i < len(b):
+            nl = length()
+            vl = length()
+            out[b[i:i + nl]] = b[i + nl:i + nl + vl]
+            i += nl + vl
+        return out
+
+    def _answer(self, s, rid, params):
+        q = self._pairs(params).get(b"QUERY_STRING", b"")
+        mib = int(q[4:]) if q.startswith(b"mib=") and q[4:].isdigit() else 1
+        n = mib << 20
+        s.sendall(self._rec(6, rid, b"Status: 200 OK\r\nContent-Type: application/octet-stream\r\n"
+                                    b"Content-Length: %d\r\n\r\n" % n))
+        for k in range(mib):
+            blk = self.block(k)
+            for off in range(0, len(blk), 32768):
+                s.sendall(self._rec(6, rid, blk[off:off + 32768]))
+                self.written += 32768
+        s.sendall(self._rec(6, rid, b"") + self._rec(3, rid, b"\0" * 8))
+
+    def stop(self):
+        self.stopping = True
+        self.ls.close()
+        self.th.join(2)
+
+
+def worker_pid(g):
+    """The gateway's worker process (even one worker runs under a supervisor), or the
+    gateway itself."""
+    kids = []
+    def children():
+        kids[:] = read_file("/proc/%d/task/%d/children" % (g.proc.pid, g.proc.pid)).split()
+        return kids
+    wait_for(children, 5)
+    return int(kids[0]) if kids else g.proc.pid
+
+
+def vmrss_kib(pid):
+    for line in read_file("/proc/%d/status" % pid).splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return -1
+
+
+def fds_in(pid, d):
+    """The gateway's descriptors open on files in directory d (unlinked ones included)."""
+    out = []
+    try:
+        for fd in os.listdir("/proc/%d/fd" % pid):
+            try:
+                t = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+            except OSError:
+                continue
+            if t.startswith(d + "/"):
+                out.append(t)
+    except OSError:
+        pass
+    return out
+
+
+def read_http_response(s, timeout):
+    """Reads one response with Content-Length or chunked framing from socket s: (status,
+    headers, body), or (None, {}, what came) when it did not complete in time."""
+    s.settimeout(timeout)
+    end = time.monotonic() + timeout
+    buf = b""
+    while time.monotonic() < end:
+        if b"\r\n\r\n" in buf:
+            status, hdrs, rest = split_head(buf)
+            if "content-length" in hdrs and len(rest) >= int(hdrs["content-length"]):
+                return status, hdrs, rest[:int(hdrs["content-length"])]
+            if hdrs.get("transfer-encoding") == "chunked" and rest.endswith(b"0\r\n\r\n"):
+                got, _ = parse_responses(buf, ["GET"])
+                if got:
+                    return got[0]
+        try:
+            d = s.recv(1 << 20)
+        except (socket.timeout, OSError):
+            break
+        if not d:
+            break
+        buf += d
+    return None, {}, buf
+
+
+def t_slow_client_pause(tmp):
+    """A non-multiplexing backend and a client that reads nothing: the gateway pauses the
+    request (its connection is not read, the backend's writes wait), stays small, spills
+    nothing, then passes every byte once the client reads."""
+    tdir = os.path.join(tmp, "spill-a")
+    os.makedirs(tdir)
+    be = PatternBackend(tmp, "pattern")
+    g = Gateway(tmp, "gw-slow", [be.addr], ["--temp-dir", tdir])
+    try:
+        s = socket.create_connection(("127.0.0.1", g.port), timeout=10)
+        s.sendall(b"GET /big?mib=1 HTTP/1.1\r\nHost: x\r\n\r\n")
+        st, _, body = read_http_response(s, 20)
+        warm = st == 200 and body == PatternBackend.block(0)
+        time.sleep(0.3)
+        wpid = worker_pid(g)
+        rss0 = vmrss_kib(wpid)
+        s.sendall(b"GET /big?mib=64 HTTP/1.1\r\nHost: x\r\n\r\n")
+        time.sleep(2.0)
+        rss1 = vmrss_kib(wpid)
+        written, spilled = be.written, fds_in(wpid, tdir)
+        grow = rss1 - rss0
+        tap(warm and rss0 > 0 and grow < 16 * 1024 and written < (32 << 20) and not spilled,
+            "slow client, non-multiplexing backend: 2 s without reading a 64 MiB response, the "
+            "gateway grows %d KiB (< 16 MiB), the backend waits at %d MiB, no temporary file"
+            % (grow, written >> 20),
+            "warm=%s rss0=%d rss1=%d written=%d spilled=%r" % (warm, rss0, rss1, written, spilled))
+        t0 = time.monotonic()
+        st, hdrs, body = read_http_response(s, 90)
+        took = time.monotonic() - t0
+        s.close()
+        want_ok = st == 200 and len(body) == 64 << 20 and all(
+            body[i << 20:(i + 1) << 20] == PatternBackend.block(i) for i in range(64))
+        tap(want_ok, "the slow client then reads all 64 MiB byte-identical (%.1f s)" % took,
+            "status=%r len=%d %s" % (st, len(body), read_file(g.log)[-800:]))
+    finally:
+        g.stop()
+        be.stop()
+
+
+def t_slow_client_mpx(tmp):
+    """A multiplexing backend on one connection (--backend-conns 1): a client stalled on a
+    large response does not stall the others on that connection; the stalled response waits
+    in an unlinked temporary file and completes intact; nothing is left in --temp-dir."""
+    tdir = os.path.join(tmp, "spill-b")
+    os.makedirs(tdir)
+    e = Backend(tmp, "echo-mpx")
+    g = Gateway(tmp, "gw-mpx", [e.addr], ["--backend-conns", "1", "--temp-dir", tdir,
+                                         "--max-body", "64M"])
+    try:
+        n = 24 << 20
+        big = os.urandom(n)
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)  # little room in the kernel
+        s.settimeout(30)
+        s.connect(("127.0.0.1", g.port))
+        s.sendall(b"POST /slow HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % n + big)
+        time.sleep(1.0)  # its response is being produced and not read
+        times, fast_ok = [], True
+        for i in range(5):
+            t0 = time.monotonic()
+            rc, out, err = curl(["-i", g.url + "/fast?i=%d" % i], timeout=10)
+            times.append(time.monotonic() - t0)
+            fast_ok = fast_ok and rc == 0 and out.startswith(b"HTTP/1.1 200") and \
+                ("X-Query: i=%d" % i).encode() in out
+        wpid = worker_pid(g)
+        spilled = fds_in(wpid, tdir)
+        tap(fast_ok and max(times) < 5 and spilled,
+            "multiplexed backend, one connection: a stalled 24 MiB response does not stall 5 "
+            "other requests (slowest %.2f s); its excess waits in a temporary file" % max(times),
+            "ok=%s times=%r spilled=%r %s" % (fast_ok, times, spilled, read_file(g.log)[-800:]))
+        st, hdrs, body = read_http_response(s, 90)
+        s.close()
+        tap(st == 200 and body == big,
+            "the stalled client then reads its 24 MiB byte-identical",
+            "status=%r len=%d %s" % (st, len(body), read_file(g.log)[-800:]))
+        gone = wait_for(lambda: not fds_in(wpid, tdir), 5)
+        tap(gone and not os.listdir(tdir), "temporary file closed, --temp-dir empty afterwards",
+            repr((fds_in(wpid, tdir), os.listdir(tdir))))
+    finally:
+        g.stop()
+        e.stop()
+
+
+def t_slow_client_cap(tmp):
+    """Past --max-temp-file the response is given up: the backend request is aborted, the
+    client's connection closed, one log line; the gateway and the shared connection go on."""
+    tdir = os.path.join(tmp, "spill-c")
+    os.makedirs(tdir)
+    e = Backend(tmp, "echo-cap")
+    g = Gateway(tmp, "gw-cap", [e.addr], ["--backend-conns", "1", "--temp-dir", tdir,
+                                         "--max-temp-file", "2M", "--max-body", "64M"])
+    try:
+        n = 24 << 20
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        s.settimeout(30)
+        s.connect(("127.0.0.1", g.port))
+        s.sendall(b"POST /slow HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % n +
+                  os.urandom(n))
+        time.sleep(1.0)
+        rc, out, _ = curl(["-i", g.url + "/fast?i=cap"], timeout=10)
+        logged = wait_for(lambda: "temporary file over" in read_file(g.log), 10)
+        st, _, body = read_http_response(s, 30)
+        s.close()
+        rc2, out2, _ = curl(["-i", g.url + "/after"], timeout=10)
+        tap(rc == 0 and out.startswith(b"HTTP/1.1 200") and logged and st is None and
+            len(body) < n and out2.startswith(b"HTTP/1.1 200") and not os.listdir(tdir),
+            "--max-temp-file 2M: the stalled response is cut (logged, connection closed), "
+            "the other requests are served",
+            "rc=%d out=%r logged=%s st=%r got=%d out2=%r %s" % (
+                rc, out[:80], logged, st, len(body), out2[:80], read_file(g.log)[-800:]))
+    finally:
+        g.stop()
+        e.stop()
+
+
 def main():
     if not os.access(FCGIKIT, os.X_OK) or not os.access(ECHO, os.X_OK):
         print("1..0 # SKIP build first (make): %s" % FCGIKIT)
@@ -863,6 +1465,10 @@ def main():
             ("post", lambda: t_post_1mib(g, tmp)),
             ("post8", lambda: t_post_8mib(g, tmp)),
             ("chunked", lambda: t_chunked_upload(g, tmp)),
+            ("bodies", lambda: t_request_bodies(tmp)),
+            ("bodyauth", lambda: t_body_auth(tmp)),
+            ("bodystall", lambda: t_body_stall(tmp)),
+            ("bodytempfail", lambda: t_body_tempfail(tmp)),
             ("expect", lambda: t_expect(g, tmp)),
             ("http10", lambda: t_http10(g)),
             ("head", lambda: t_head(g)),
@@ -885,6 +1491,9 @@ def main():
             ("redirects", lambda: t_redirects(tmp)),
             ("authorizer", lambda: t_authorizer(tmp)),
             ("queue", lambda: t_queue_full(tmp)),
+            ("slowpause", lambda: t_slow_client_pause(tmp)),
+            ("slowmpx", lambda: t_slow_client_mpx(tmp)),
+            ("slowcap", lambda: t_slow_client_cap(tmp)),
         ]
         for name, fn in tests:
             if SELECT and not any(s in name for s in SELECT):
