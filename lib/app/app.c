@@ -1183,12 +1183,15 @@ int fk_app_wait(fcgi_app *app, int (*pred)(fcgi_app *, void *), void *arg, int64
 		(*waiters)++;
 		/* Someone must notice work that busy threads were trusted to take (wake.h).
 		 * While nothing is in flight a leader watches the sockets: sleep untimed then. */
+		int active = app->busy || app->nready;
 		if (acceptor && deadline < 0 && app->blocking < FK_WAKE_BLOCKING_EAGER &&
-		    (app->busy || app->nready)) {
-			/* one guard on a short watch; every other sleeper looks up now and then,
-			 * whatever it may have missed */
+		    (active || (app->nconns && !app->guard))) {
+			/* one guard on a short watch (longer while nothing runs, for a leader
+			 * that may leave); every other sleeper looks up now and then, whatever
+			 * it may have missed */
 			int guard = !app->guard;
-			int64_t ms = guard ? FK_WAKE_GUARD_MS : FK_WAKE_CHECK_MS;
+			int64_t ms = !guard ? FK_WAKE_CHECK_MS
+			                    : active ? FK_WAKE_GUARD_MS : FK_WAKE_GUARD_IDLE_MS;
 			app->guard |= guard;
 			now = fk_now_ms();
 			deadline = now + ms;
@@ -1226,9 +1229,9 @@ int fk_app_wait(fcgi_app *app, int (*pred)(fcgi_app *, void *), void *arg, int64
 		 * ourselves); one more is needed to run the loop while we all work. */
 		size_t taken = app->nready - (acceptor && app->nready ? 1 : 0);
 		if (app->accept_waiters > taken &&
-		    (app->io_waiters || !app->guard ||
+		    (app->io_waiters ||
 		     fk_wake_successor(app->accept_waiters - (unsigned)taken, app->busy, app->ncpu,
-		                       app->blocking)))
+		                       app->blocking, app->guard)))
 			pthread_cond_signal(&app->cv_accept);
 		else if (app->io_waiters)
 			pthread_cond_signal(&app->cv_io);

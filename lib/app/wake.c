@@ -23,11 +23,16 @@ unsigned fk_wake_acceptors(unsigned queued, unsigned waiters, unsigned busy, uns
 	return running >= ncpu ? 0 : min_u(n, ncpu - running);
 }
 
-int fk_wake_successor(unsigned waiters, unsigned busy, unsigned ncpu, unsigned blocking)
+int fk_wake_successor(unsigned waiters, unsigned busy, unsigned ncpu, unsigned blocking,
+                      int guarded)
 {
 	if (!waiters)
 		return 0;
-	if (blocking >= FK_WAKE_BLOCKING_EAGER || !busy)
+	if (blocking >= FK_WAKE_BLOCKING_EAGER)
+		return 1;
+	if (guarded)
+		return 0;
+	if (!busy)
 		return 1;
 	if (!ncpu)
 		ncpu = 1;

@@ -21,6 +21,9 @@
 #define FK_WAKE_GUARD_MS 2
 /* Every other sleeper's, so that no queued request waits longer whatever happens. */
 #define FK_WAKE_CHECK_MS 50
+/* A guard's while nothing runs: how long a leader that leaves the loop for a handler that
+ * blocks after all may leave the sockets unwatched. */
+#define FK_WAKE_GUARD_IDLE_MS 100
 /* One handler in this many is sampled (three getrusage calls), and the first ones. */
 #define FK_WAKE_SAMPLE_EVERY 128u
 #define FK_WAKE_SAMPLE_FIRST 32u
@@ -36,7 +39,9 @@ unsigned fk_wake_acceptors(unsigned queued, unsigned waiters, unsigned busy, uns
 
 /* Whether a leader that leaves the loop to run a handler must wake a sleeping acceptor to
  * take the loop over, given `busy` other threads in handlers (one of which will take it
- * over when it comes back). */
-int fk_wake_successor(unsigned waiters, unsigned busy, unsigned ncpu, unsigned blocking);
+ * over when it comes back) and whether a guard sleeps on a watch (it will, or the leader
+ * itself once back: a single connection's requests then cost no wake at all). */
+int fk_wake_successor(unsigned waiters, unsigned busy, unsigned ncpu, unsigned blocking,
+                      int guarded);
 
 #endif

@@ -63,16 +63,20 @@ static void test_successor(void **state)
 {
 	(void)state;
 	/* nobody asleep: nobody to wake */
-	assert_false(fk_wake_successor(0, 0, 2, 0));
-	/* nobody busy who would come back: someone must run the loop */
-	assert_true(fk_wake_successor(3, 0, 2, 0));
+	assert_false(fk_wake_successor(0, 0, 2, 0, 0));
+	/* nobody busy who would come back, no guard: someone must run the loop */
+	assert_true(fk_wake_successor(3, 0, 2, 0, 0));
+	/* a guard watches: the leader runs the loop again when back, nobody is woken */
+	assert_false(fk_wake_successor(3, 0, 2, 0, 1));
+	assert_false(fk_wake_successor(3, 0, 8, 0, 1));
 	/* two cores, one other busy: that one takes the loop over when back */
-	assert_false(fk_wake_successor(3, 1, 2, 0));
+	assert_false(fk_wake_successor(3, 1, 2, 0, 0));
 	/* eight cores, one busy: a core is free for the loop */
-	assert_true(fk_wake_successor(3, 1, 8, 0));
-	assert_false(fk_wake_successor(3, 7, 8, 0));
-	/* blocking handlers: always */
-	assert_true(fk_wake_successor(3, 7, 8, FK_WAKE_BLOCKING_EAGER));
+	assert_true(fk_wake_successor(3, 1, 8, 0, 0));
+	assert_false(fk_wake_successor(3, 7, 8, 0, 0));
+	/* blocking handlers: always, guard or not */
+	assert_true(fk_wake_successor(3, 7, 8, FK_WAKE_BLOCKING_EAGER, 0));
+	assert_true(fk_wake_successor(3, 0, 2, FK_WAKE_BLOCKING_EAGER, 1));
 }
 
 int main(void)
