@@ -52,6 +52,7 @@ static const gw_key gw_keys[] = {
 	{"access-log",       0,   GW_K_PATH,    GW_F(access_log),          0, 0},
 	{"status-path",      0,   GW_K_URLPATH, GW_F(status_path),         0, 0},
 	{"probe-interval",   0,   GW_K_MS,      GW_F(probe_interval_ms),   0, 3600000},
+	{"probe-uri",        0,   GW_K_URLPATH, GW_F(probe_uri),           0, 0},
 	{"sendfile-root",    0,   GW_K_PATH,    GW_F(sendfile_root),       0, 0},
 	{"backend-conns",    0,   GW_K_COUNT,   GW_F(backend_conns),       1, 4096},
 	{"queue",            0,   GW_K_COUNT,   GW_F(queue),               0, 100000},
@@ -113,7 +114,7 @@ void gw_config_init(gw_config *c)
 	c->upstream_timeout_ms = 60000;
 	c->connect_timeout_ms = 3000;
 	c->queue = 256;
-	c->workers = 1;
+	c->workers = 0; /* auto: one per core, as nginx's worker_processes auto */
 }
 
 static void gw_backends_free(gw_config *c)

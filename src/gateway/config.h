@@ -67,6 +67,7 @@ typedef struct gw_config {
 	char *access_log; /* NULL: stdout */
 	char *status_path;
 	unsigned probe_interval_ms; /* 0: off */
+	char *probe_uri;            /* NULL: probes are GET_VALUES; else a GET of this path */
 	char *sendfile_root;
 	unsigned backend_conns; /* 0: the client library's default */
 	unsigned queue;

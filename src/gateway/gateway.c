@@ -233,6 +233,7 @@ struct gw {
 	const char *auth_addr, *auth_prefix;
 	size_t sendfile_root_len;
 	int64_t probe_ms;        /* --probe-interval: GET_VALUES to every backend; 0 = off */
+	const char *probe_uri;   /* --probe-uri: probes are a GET of this path instead */
 	unsigned queue;          /* --queue: requests that may wait per backend beyond what it
 	                            can take at once (its connections x requests per connection) */
 	long backend_conns;      /* --backend-conns: FCGI_CLIENT_MAX_CONNS, 0 = the default */
@@ -869,13 +870,45 @@ static int gw_status_page(gw_conn *c)
 	return 1;
 }
 
+static void gw_probe_result(gw_backend *be, int err, const char *why);
+
 static void gw_probe_done(fcgi_client *cli, int err, const fcgi_client_param *values, size_t n,
                           void *ud)
 {
 	(void)cli;
 	(void)values;
 	(void)n;
-	gw_backend *be = ud;
+	gw_probe_result(ud, err, err == FCGI_OK ? "answered" : fcgi_strerror(err));
+}
+
+/* A --probe-uri probe ended: healthy when the application completed it with a 2xx head. */
+static void gw_probe_req_done(fcgi_client_req *r, int err, void *ud)
+{
+	char why[96];
+	if (err == FCGI_OK) {
+		size_t len;
+		const char *out = fcgi_client_req_stdout(r, &len);
+		fcgi_cgi_head h;
+		fcgi_header hs[64];
+		ssize_t hl = fcgi_cgi_head_parse(out ? out : "", out ? len : 0, &h, hs, 64, 0);
+		if (hl <= 0) {
+			err = FCGI_EPROTO;
+			snprintf(why, sizeof why, "no CGI head in the answer");
+		} else if (h.status < 200 || h.status > 299) {
+			err = FCGI_EPROTO;
+			snprintf(why, sizeof why, "status %d", h.status);
+		} else {
+			snprintf(why, sizeof why, "status %d", h.status);
+		}
+	} else {
+		snprintf(why, sizeof why, "%s", fcgi_client_req_strerror(r));
+	}
+	fcgi_client_req_free(r);
+	gw_probe_result(ud, err, why);
+}
+
+static void gw_probe_result(gw_backend *be, int err, const char *why)
+{
 	gw *g = be->g;
 	int64_t now = fk_now_ms();
 	be->probing = 0;
@@ -889,8 +922,42 @@ static void gw_probe_done(fcgi_client *cli, int err, const fcgi_client_param *va
 	else
 		be->probes_failed++;
 	if (before != after)
-		gw_log("%s: probe %s: %s -> %s", be->addr, err == FCGI_OK ? "answered" : fcgi_strerror(err),
-		       fk_bal_state_name(before), fk_bal_state_name(after));
+		gw_log("%s: probe %s: %s -> %s", be->addr, why, fk_bal_state_name(before),
+		       fk_bal_state_name(after));
+}
+
+/* The --probe-uri request: the parameters nginx would send for a GET of that path from the
+ * gateway itself, so that a PHP health script runs as it would for a client. */
+static int gw_probe_send(gw *g, gw_backend *be)
+{
+	fcgi_client_req *r;
+	if (fcgi_client_req_new(be->cli, &r))
+		return -1;
+	const char *uri = g->probe_uri, *q = strchr(uri, '?');
+	size_t pl = q ? (size_t)(q - uri) : strlen(uri);
+	char path[1024], file[PATH_MAX + 1024];
+	snprintf(path, sizeof path, "%.*s", (int)(pl < sizeof path ? pl : sizeof path - 1), uri);
+	snprintf(file, sizeof file, "%s%s", g->doc_root, path);
+	const fcgi_client_param ps[] = {
+	        {"REQUEST_METHOD", "GET"},       {"QUERY_STRING", q ? q + 1 : ""},
+	        {"SCRIPT_NAME", path},           {"SCRIPT_FILENAME", file},
+	        {"REQUEST_URI", uri},            {"DOCUMENT_URI", path},
+	        {"DOCUMENT_ROOT", g->doc_root},  {"SERVER_PROTOCOL", "HTTP/1.1"},
+	        {"REQUEST_SCHEME", "http"},      {"GATEWAY_INTERFACE", "CGI/1.1"},
+	        {"SERVER_SOFTWARE", g->software}, {"REMOTE_ADDR", "127.0.0.1"},
+	        {"SERVER_NAME", "localhost"},    {"REDIRECT_STATUS", "200"},
+	        {"HTTP_USER_AGENT", "fcgikit-gateway-probe"},
+	};
+	/* a probe not answered before the next is due has failed */
+	int64_t tmo = g->probe_ms < (int64_t)g->upstream_to ? g->probe_ms : (int64_t)g->upstream_to;
+	if (fcgi_client_req_add_params(r, ps, sizeof ps / sizeof ps[0]) ||
+	    fcgi_client_req_on_done(r, gw_probe_req_done, be) ||
+	    fcgi_client_req_set_timeout(r, (unsigned)(tmo > 1000 ? tmo : 1000)) ||
+	    fcgi_client_req_send(r)) {
+		fcgi_client_req_free(r);
+		return -1;
+	}
+	return 0;
 }
 
 /* GET_VALUES to each backend every probe_ms, on a connection of its own: a backend that
@@ -905,7 +972,8 @@ static void gw_probe(gw *g, int64_t now)
 		if (be->probing || now < be->next_probe)
 			continue;
 		be->probing = 1;
-		if (fcgi_client_get_values(be->cli, NULL, 0, gw_probe_done, be)) {
+		if (g->probe_uri ? gw_probe_send(g, be)
+		                 : fcgi_client_get_values(be->cli, NULL, 0, gw_probe_done, be)) {
 			be->probing = 0;
 			be->next_probe = now + g->probe_ms;
 		}
@@ -2327,6 +2395,7 @@ static void gw_usage(FILE *f)
 	        "      --status-path PATH   JSON status (PATH, or OpenMetrics at PATH/metrics or\n"
 	        "                           ?openmetrics) for loopback clients\n"
 	        "      --probe-interval MS  GET_VALUES to every backend this often (0: off)\n"
+	        "      --probe-uri PATH     probe with a GET of PATH instead: healthy on 2xx\n"
 	        "      --sendfile-root DIR  X-Accel-Redirect / X-Sendfile serve files under DIR\n"
 	        "      --backend-conns N    connections to each backend (8; for php-cgi or libfcgi\n"
 	        "                           pools: their worker count)\n"
@@ -2336,7 +2405,7 @@ static void gw_usage(FILE *f)
 	        "                           results reach the responder)\n"
 	        "      --auth-prefix PATH   only paths under PATH need the authorizer (/)\n"
 	        "      --workers N|auto     processes sharing the listening socket, each with\n"
-	        "                           its own loop (1; auto: one per core)\n"
+	        "                           its own loop (default auto: one per core)\n"
 	        "  -h, --help\n"
 	        "\n"
 	        "Durations are milliseconds (or 5s); sizes take K, M, G. SIGTERM/SIGINT: graceful\n"
@@ -2376,6 +2445,7 @@ static int gw_worker(const gw_config *conf, int lfd, int ready_fd)
 	g->auth_prefix = conf->auth_prefix;
 	g->backend_conns = conf->backend_conns;
 	g->probe_ms = conf->probe_interval_ms;
+	g->probe_uri = conf->probe_uri;
 	g->balance = conf->balance;
 	g->hash_header = conf->hash_header;
 	size_t nb = conf->nbackends;

@@ -137,7 +137,8 @@ class Gateway:
         self.port = peers.free_port()
         self.log = os.path.join(tmp, name + ".err")
         self.access = os.path.join(tmp, name + ".access")
-        args = [FCGIKIT, "gateway", "--listen", "127.0.0.1:%d" % self.port,
+        # one worker unless a test asks for more: memory and status are read from it
+        args = [FCGIKIT, "gateway", "--listen", "127.0.0.1:%d" % self.port, "--workers", "1",
                 "--access-log", self.access] + list(extra)
         for b in backends:
             args += ["--backend", b]

@@ -108,7 +108,7 @@ class Gateway:
     def __init__(self, tmp, name, backend, extra=()):
         self.port = peers.free_port()
         self.log = os.path.join(tmp, name + ".err")
-        args = [FCGIKIT, "gateway", "--listen", "127.0.0.1:%d" % self.port,
+        args = [FCGIKIT, "gateway", "--listen", "127.0.0.1:%d" % self.port, "--workers", "1",
                 "--backend", backend, "--access-log", os.path.join(tmp, name + ".access")]
         self.proc = start(args + list(extra), self.log)
         if not peers.wait_for(lambda: self.proc.poll() is not None

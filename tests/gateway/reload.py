@@ -48,7 +48,8 @@ class ConfGateway:
         self.log = os.path.join(tmp, name + ".err")
         self.access = os.path.join(tmp, name + ".access")
         self.write(conf_text)
-        args = [gw.FCGIKIT, "gateway", "--config", self.conf] + list(extra)
+        # one worker per generation, so that generations can be told apart by pid
+        args = [gw.FCGIKIT, "gateway", "--config", self.conf, "--workers", "1"] + list(extra)
         self.proc = gw.start(args, self.log)
         if not wait_for(lambda: self.proc.poll() is not None or peers.port_open(self.port), 10):
             raise RuntimeError("gateway did not come up: " + read_file(self.log))

@@ -108,7 +108,8 @@ class Gateway:
         self.port = peers.free_port()
         self.log = os.path.join(tmp, name + ".err")
         self.access = os.path.join(tmp, name + ".access")
-        args = [FCGIKIT, "gateway", "--listen", "127.0.0.1:%d" % self.port,
+        # one worker unless a test asks for more: memory and status are read from it
+        args = [FCGIKIT, "gateway", "--listen", "127.0.0.1:%d" % self.port, "--workers", "1",
                 "--access-log", self.access] + list(extra)
         for b in backends:
             args += ["--backend", b]
@@ -263,6 +264,8 @@ class BodyBackend:
         self.sock = os.path.join(tmp, name + ".sock")
         self.addr = "unix:" + self.sock
         self.begun = self.aborted = self.answered = 0
+        # GET /healthz: answered with this status when set (t_probe_uri), counted in probes
+        self.health_status, self.probes = None, 0
         self.ls = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.ls.bind(self.sock)
         self.ls.listen(16)
@@ -338,9 +341,14 @@ class BodyBackend:
                     live = False
                     p = self._pairs(params)
                     msg = "CL=%s got=%d sha=%s" % (p.get("CONTENT_LENGTH", "-"), got, h.hexdigest())
-                    s.sendall(self._rec(6, rid, b"Content-Type: text/plain\r\n\r\n" + msg.encode()) +
+                    head = b"Content-Type: text/plain\r\n\r\n"
+                    if self.health_status and p.get("DOCUMENT_URI") == "/healthz":
+                        self.probes += 1
+                        head = b"Status: %d\r\n" % self.health_status + head
+                    else:
+                        self.answered += 1
+                    s.sendall(self._rec(6, rid, head + msg.encode()) +
                               self._rec(6, rid, b"") + self._rec(3, rid, b"\0" * 8))
-                    self.answered += 1
                     if not keep:
                         break
         except (EOFError, OSError):
@@ -996,6 +1004,44 @@ def t_probes_status(tmp):
         b.stop()
 
 
+def t_probe_uri(tmp):
+    """--probe-uri: a backend that still takes connections but answers its health URI with
+    503 is ejected (a GET_VALUES probe would keep it), and re-admitted on 200."""
+    a, b = BodyBackend(tmp, "pu-a"), BodyBackend(tmp, "pu-b")
+    a.health_status = b.health_status = 200
+    g = Gateway(tmp, "gw-probe-uri", [a.addr, b.addr],
+                ["--status-path", "/gw-status", "--probe-interval", "150", "--probe-uri", "/healthz"])
+    try:
+        def state(be):
+            rc, out, _ = curl([g.url + "/gw-status"])
+            try:
+                return {x["address"]: x["state"] for x in json.loads(out)["backends"]}.get(be.addr)
+            except ValueError:
+                return None
+        tap(wait_for(lambda: a.probes > 0 and b.probes > 0, 5) and state(b) == "UP",
+            "--probe-uri: every backend gets GET /healthz, UP on 200",
+            "probes %d/%d %s" % (a.probes, b.probes, read_file(g.log)[-400:]))
+        b.health_status = 503
+        down = wait_for(lambda: state(b) == "DOWN", 6)
+        tap(down and "probe status 503" in read_file(g.log),
+            "--probe-uri: 503 from the health URI ejects a backend that still answers",
+            "%s %s" % (state(b), read_file(g.log)[-600:]))
+        before = (a.answered, b.answered)
+        codes = [curl(["-o", "/dev/null", "-w", "%{http_code}", g.url + "/x%d" % i])[1]
+                 for i in range(8)]
+        tap(all(c == b"200" for c in codes) and b.answered == before[1] and
+            a.answered == before[0] + 8,
+            "--probe-uri: while it is out, requests go to the healthy backend",
+            "%r a %d->%d b %d->%d" % (codes, before[0], a.answered, before[1], b.answered))
+        b.health_status = 200
+        tap(wait_for(lambda: state(b) == "UP", 8),
+            "--probe-uri: back to 200, the backend is re-admitted", read_file(g.log)[-600:])
+    finally:
+        g.stop()
+        a.stop()
+        b.stop()
+
+
 PERL_REDIR = r"""#!/usr/bin/perl
 use strict; use warnings; use FCGI;
 my $req = FCGI::Request();
@@ -1488,6 +1534,7 @@ def main():
             ("graceful", lambda: t_graceful(tmp)),
             ("workers", lambda: t_workers(tmp)),
             ("probes", lambda: t_probes_status(tmp)),
+            ("probeuri", lambda: t_probe_uri(tmp)),
             ("redirects", lambda: t_redirects(tmp)),
             ("authorizer", lambda: t_authorizer(tmp)),
             ("queue", lambda: t_queue_full(tmp)),

@@ -67,7 +67,8 @@ static void test_defaults(void **state)
 	assert_int_equal(c.upstream_timeout_ms, 60000);
 	assert_int_equal(c.connect_timeout_ms, 3000);
 	assert_int_equal(c.queue, 256);
-	assert_int_equal(c.workers, 1);
+	assert_int_equal(c.workers, 0); /* auto: one per core */
+	assert_null(c.probe_uri);
 	assert_int_equal(c.probe_interval_ms, 0);
 	assert_null(c.root);
 	assert_null(c.index);
