@@ -53,16 +53,7 @@ procs = []     # every process started here, stopped at the end by pid
 gateways = []  # their logs are searched for sanitizer reports
 
 
-def tap(ok, name, diag="", skip=None):
-    results.append(ok or bool(skip))
-    n = len(results)
-    if skip:
-        print("ok %d - %s # SKIP %s" % (n, name, skip), flush=True)
-        return
-    print("%s %d - %s" % ("ok" if ok else "not ok", n, name), flush=True)
-    if not ok and diag:
-        for line in str(diag).splitlines()[-40:]:
-            print("# " + line, flush=True)
+tap = peers.tap_printer(results, 40)
 
 
 def run(args, timeout=60, input_bytes=None):

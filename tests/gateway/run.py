@@ -42,16 +42,7 @@ gateways = []  # every gateway started: their logs are checked for sanitizer rep
 procs = []  # every process started here, stopped at the end by pid
 
 
-def tap(ok, name, diag="", skip=None):
-    results.append(ok or bool(skip))
-    n = len(results)
-    if skip:
-        print("ok %d - %s # SKIP %s" % (n, name, skip), flush=True)
-        return
-    print("%s %d - %s" % ("ok" if ok else "not ok", n, name), flush=True)
-    if not ok and diag:
-        for line in str(diag).splitlines()[-30:]:
-            print("# " + line, flush=True)
+tap = peers.tap_printer(results)
 
 
 def wait_for(pred, seconds=10.0, step=0.05):
@@ -549,15 +540,24 @@ def t_body_tempfail(tmp):
         e.stop()
 
 
-def t_body_auth(tmp):
-    """The authorizer gets no body; the responder after it gets all of it, streamed."""
+def start_authorizer(tmp, name, what):
+    """build/examples/authorizer on a Unix socket: (process, socket path), or None after a
+    skip line for `what` when it was not built."""
     authz = os.path.join(BUILD, "examples", "authorizer")
     if not os.access(authz, os.X_OK):
-        tap(True, "authorizer route with a request body", skip="build/examples/authorizer missing")
+        tap(True, what, skip="build/examples/authorizer missing")
+        return None
+    asock = os.path.join(tmp, name + ".sock")
+    return start([authz, "unix:" + asock], os.path.join(tmp, name + ".log")), asock
+
+
+def t_body_auth(tmp):
+    """The authorizer gets no body; the responder after it gets all of it, streamed."""
+    started = start_authorizer(tmp, "bauthz", "authorizer route with a request body")
+    if not started:
         return
     import base64
-    asock = os.path.join(tmp, "bauthz.sock")
-    ap = start([authz, "unix:" + asock], os.path.join(tmp, "bauthz.log"))
+    ap, asock = started
     e = Backend(tmp, "bauth-echo")
     try:
         wait_for(lambda: peers.unix_open(asock), 10)
@@ -1108,13 +1108,11 @@ def t_redirects(tmp):
 
 
 def t_authorizer(tmp):
-    authz = os.path.join(BUILD, "examples", "authorizer")
-    if not os.access(authz, os.X_OK):
-        tap(True, "authorizer routes", skip="build/examples/authorizer missing")
+    started = start_authorizer(tmp, "authz", "authorizer routes")
+    if not started:
         return
     import base64
-    asock = os.path.join(tmp, "authz.sock")
-    ap = start([authz, "unix:" + asock], os.path.join(tmp, "authz.log"))
+    ap, asock = started
     e = Backend(tmp, "auth-echo")
     try:
         wait_for(lambda: peers.unix_open(asock), 10)
@@ -1230,27 +1228,10 @@ class PatternBackend:
     def block(i):
         return i.to_bytes(8, "big") + PatternBackend.BLOCK[8:]
 
-    def _accept(self):
-        while not self.stopping:
-            try:
-                s, _ = self.ls.accept()
-            except (socket.timeout, OSError):
-                continue
-            threading.Thread(target=self._serve, args=(s,), daemon=True).start()
-
-    @staticmethod
-    def _recv(s, n):
-        b = b""
-        while len(b) < n:
-            d = s.recv(n - len(b))
-            if not d:
-                raise EOFError
-            b += d
-        return b
-
-    @staticmethod
-    def _rec(t, rid, content):
-        return bytes([1, t, rid >> 8, rid & 255, len(content) >> 8, len(content) & 255, 0, 0]) + content
+    # the same socket plumbing as BodyBackend's
+    _accept = BodyBackend._accept
+    _recv = staticmethod(BodyBackend._recv)
+    _rec = staticmethod(BodyBackend._rec)
 
     def _serve(self, s):
         s.settimeout(60)
@@ -1307,10 +1288,7 @@ class PatternBackend:
                 self.written += 32768
         s.sendall(self._rec(6, rid, b"") + self._rec(3, rid, b"\0" * 8))
 
-    def stop(self):
-        self.stopping = True
-        self.ls.close()
-        self.th.join(2)
+    stop = BodyBackend.stop
 
 
 def worker_pid(g):

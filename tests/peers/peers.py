@@ -63,6 +63,23 @@ def address_up(addr):
     return port_open(int(port), host.strip("[]") or "127.0.0.1")
 
 
+def tap_printer(results, diag_lines=30):
+    """A TAP line printer for a test script: tap(ok, name, diag="", skip=None) appends to
+    `results` whether the check passed (a skip passes) and prints `ok N - name`, `not ok N -
+    name` with the last diag_lines of diag as comments, or `ok N - name # SKIP why`."""
+    def tap(ok, name, diag="", skip=None):
+        results.append(ok or bool(skip))
+        n = len(results)
+        if skip:
+            print("ok %d - %s # SKIP %s" % (n, name, skip), flush=True)
+            return
+        print("%s %d - %s" % ("ok" if ok else "not ok", n, name), flush=True)
+        if not ok and diag:
+            for line in str(diag).splitlines()[-diag_lines:]:
+                print("# " + line, flush=True)
+    return tap
+
+
 def wait_for(pred, seconds=START_TIMEOUT, step=0.05):
     end = time.monotonic() + seconds
     while time.monotonic() < end:

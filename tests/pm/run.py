@@ -42,16 +42,7 @@ SELECT = [a for a in sys.argv[1:] if not a.startswith("-")]
 results = []
 
 
-def tap(ok, name, diag="", skip=None):
-    results.append(ok or bool(skip))
-    n = len(results)
-    if skip:
-        print("ok %d - %s # SKIP %s" % (n, name, skip), flush=True)
-        return
-    print("%s %d - %s" % ("ok" if ok else "not ok", n, name), flush=True)
-    if not ok and diag:
-        for line in str(diag).splitlines()[-30:]:
-            print("# " + line, flush=True)
+tap = peers.tap_printer(results)
 
 
 def wait_for(pred, seconds=10.0, step=0.05):
