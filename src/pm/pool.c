@@ -625,6 +625,10 @@ int pm_pool_reap(pm_manager *m, pid_t pid, int status, int64_t now)
 				    !m->reload_error[0])
 					snprintf(m->reload_error, sizeof m->reload_error,
 					         "pool %s: new zygote %d %s", p->conf->name, (int)pid, how);
+				/* It may have reaped workers and said so ('X') just before it went:
+				 * read that first, or the manager waits for them forever. */
+				for (int i = 0; i < 32 && w->ctl >= 0; i++)
+					pm_zygote_io(w, now);
 				worker_free(w);
 				return 1;
 			}
