@@ -39,7 +39,6 @@ is skipped with the reason.
 """
 import argparse
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -61,32 +60,12 @@ WRK = shutil.which("wrk")
 CONNECTIONS = 32
 
 
-def wait_for(pred, seconds=10.0, step=0.05):
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(step)
-    return pred()
-
-
-def tail(path, n=15):
-    try:
-        with open(path, errors="replace") as f:
-            return "\n".join(f.read().splitlines()[-n:])
-    except OSError:
-        return ""
+wait_for = peers.wait_for
+tail = peers.tail
+http_get = peers.http_get
 
 
 # ------------------------------------------------------------------------------ wrk
-
-UNIT = {"us": 1e-3, "ms": 1.0, "s": 1e3}
-
-
-def ms(text):
-    m = re.match(r"([\d.]+)(us|ms|s)", text)
-    return float(m.group(1)) * UNIT[m.group(2)] if m else float("nan")
-
 
 def backend_conns(sock):
     """Established connections at a Unix listening socket (its accepted ends carry its path)."""
@@ -117,34 +96,9 @@ def run_wrk(url, seconds, sock=None):
     except subprocess.TimeoutExpired:
         p.kill()
         out = (p.communicate(timeout=5)[0] or "") + "\nwrk timed out"
-    r = {"raw": out, "conns": (min(samples), max(samples)) if samples else None}
-    m = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    r["rps"] = float(m.group(1)) if m else 0.0
-    m = re.search(r"(\d+) requests in", out)
-    r["requests"] = int(m.group(1)) if m else 0
-    lat = dict(re.findall(r"^\s+(50|99)%\s+(\S+)", out, re.M))
-    r["p50"] = ms(lat.get("50", "nan"))
-    r["p99"] = ms(lat.get("99", "nan"))
-    m = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    r["non2xx"] = int(m.group(1)) if m else 0
-    m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
-    r["sockerr"] = sum(map(int, m.groups())) if m else 0
-    r["sockdetail"] = m.group(0)[len("Socket errors: "):] if m else ""
-    r["errors"] = r["non2xx"] + r["sockerr"]
-    r["ok"] = bool(re.search(r"requests in", out))
+    r = peers.wrk_summary(out)
+    r["conns"] = (min(samples), max(samples)) if samples else None
     return r
-
-
-def http_get(url, timeout=10):
-    import urllib.error
-    import urllib.request
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as r:
-            return r.status, r.read()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read()
-    except OSError as e:
-        return -1, str(e).encode()
 
 
 # ------------------------------------------------------------------------------ processes

@@ -78,13 +78,9 @@ def become_subreaper():
         SUBREAPER = False
 
 
-def wait_for(pred, seconds=10.0, step=0.05):
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(step)
-    return pred()
+wait_for = peers.wait_for
+tail = peers.tail
+http_status = peers.http_get
 
 
 def ppid_of(pid):
@@ -105,24 +101,6 @@ def children(pid):
     return sorted(out)
 
 
-def tail(path, n=15):
-    try:
-        with open(path, errors="replace") as f:
-            return "\n".join(f.read().splitlines()[-n:])
-    except OSError:
-        return ""
-
-
-# ------------------------------------------------------------------------------ wrk
-
-UNIT = {"us": 1e-3, "ms": 1.0, "s": 1e3}
-
-
-def ms(text):
-    m = re.match(r"([\d.]+)(us|ms|s)", text)
-    return float(m.group(1)) * UNIT[m.group(2)] if m else float("nan")
-
-
 CONNECTIONS = 32
 
 
@@ -136,32 +114,7 @@ def run_wrk(url, seconds, conns=None, threads=2):
     except subprocess.TimeoutExpired as e:
         out = (e.stdout or b"").decode("utf-8", "replace") if isinstance(e.stdout, bytes) \
             else (e.stdout or "") + "\nwrk timed out"
-    r = {"raw": out}
-    m = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    r["rps"] = float(m.group(1)) if m else 0.0
-    m = re.search(r"(\d+) requests in", out)
-    r["requests"] = int(m.group(1)) if m else 0
-    lat = dict(re.findall(r"^\s+(50|99)%\s+(\S+)", out, re.M))
-    r["p99"] = ms(lat.get("99", "nan"))
-    m = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    r["non2xx"] = int(m.group(1)) if m else 0
-    m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
-    r["sockerr"] = sum(map(int, m.groups())) if m else 0
-    r["sockdetail"] = m.group(0)[len("Socket errors: "):] if m else ""
-    r["ok"] = bool(re.search(r"requests in", out))
-    return r
-
-
-def http_status(url, timeout=10):
-    import urllib.error
-    import urllib.request
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as r:
-            return r.status, r.read()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read()
-    except OSError as e:
-        return -1, str(e).encode()
+    return peers.wrk_summary(out)
 
 
 # ------------------------------------------------------------------------------ backends

@@ -80,6 +80,59 @@ def tap_printer(results, diag_lines=30):
     return tap
 
 
+def tail(path, n=15):
+    """The last n lines of a log file, "" when it cannot be read."""
+    try:
+        with open(path, errors="replace") as f:
+            return "\n".join(f.read().splitlines()[-n:])
+    except OSError:
+        return ""
+
+
+def http_get(url, timeout=10):
+    """(status, body) of a GET; an HTTP error status is returned too, -1 when none came."""
+    import urllib.error
+    import urllib.request
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+    except OSError as e:
+        return -1, str(e).encode()
+
+
+_WRK_UNIT = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+
+
+def wrk_ms(text):
+    """A wrk duration ("812.00us", "1.20ms", "2.00s") in milliseconds; nan if unreadable."""
+    m = re.match(r"([\d.]+)(us|ms|s)", text)
+    return float(m.group(1)) * _WRK_UNIT[m.group(2)] if m else float("nan")
+
+
+def wrk_summary(out):
+    """What the benchmarks read from wrk's report (run with --latency): rps, requests, p50
+    and p99 in ms, non2xx, sockerr (their sum), sockdetail, errors (non2xx + sockerr), ok
+    (a report was printed), raw."""
+    r = {"raw": out}
+    m = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    r["rps"] = float(m.group(1)) if m else 0.0
+    m = re.search(r"(\d+) requests in", out)
+    r["requests"] = int(m.group(1)) if m else 0
+    lat = dict(re.findall(r"^\s+(50|99)%\s+(\S+)", out, re.M))
+    r["p50"] = wrk_ms(lat.get("50", "nan"))
+    r["p99"] = wrk_ms(lat.get("99", "nan"))
+    m = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    r["non2xx"] = int(m.group(1)) if m else 0
+    m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    r["sockerr"] = sum(map(int, m.groups())) if m else 0
+    r["sockdetail"] = m.group(0)[len("Socket errors: "):] if m else ""
+    r["errors"] = r["non2xx"] + r["sockerr"]
+    r["ok"] = bool(re.search(r"requests in", out))
+    return r
+
+
 def wait_for(pred, seconds=START_TIMEOUT, step=0.05):
     end = time.monotonic() + seconds
     while time.monotonic() < end:
