@@ -25,16 +25,21 @@ void gw_body_reset(gw_body *b)
 	gw_body_init(b, b->mem_max, b->dir);
 }
 
-/* A file with no name: nothing is left behind whatever happens to the process. O_TMPFILE
- * first (never has a name at all); a filesystem without it (EOPNOTSUPP, an old kernel's
- * EISDIR) gets mkstemp and an unlink right away. */
-static int gw_body_tmpfile(const char *dir)
+const char *gw_temp_dir(const char *dir)
 {
 	if (!dir || !*dir) {
 		dir = getenv("TMPDIR");
 		if (!dir || !*dir)
 			dir = "/tmp";
 	}
+	return dir;
+}
+
+/* O_TMPFILE first (never has a name at all); a filesystem without it (EOPNOTSUPP, an old
+ * kernel's EISDIR) gets mkstemp and an unlink right away. */
+int gw_tmpfile(const char *dir)
+{
+	dir = gw_temp_dir(dir);
 	int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
 	if (fd >= 0)
 		return fd;
@@ -87,7 +92,7 @@ int gw_body_append(gw_body *b, const void *p, size_t n)
 		return 0;
 	}
 	if (b->fd < 0) {
-		int fd = gw_body_tmpfile(b->dir);
+		int fd = gw_tmpfile(b->dir);
 		if (fd < 0)
 			return b->err = fd;
 		b->fd = fd;

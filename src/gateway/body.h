@@ -32,6 +32,13 @@ typedef struct gw_body {
 } gw_body;
 
 /* An empty store; dir is borrowed and must outlive it. */
+/* The directory temporary files go to: dir, else $TMPDIR, else /tmp. */
+const char *gw_temp_dir(const char *dir);
+/* A file with no name in gw_temp_dir(dir), read-write, close-on-exec: nothing is left
+ * behind whatever happens to the process. The descriptor, or -errno. Shared by request
+ * bodies and responses spilled for slow clients. */
+int gw_tmpfile(const char *dir);
+
 void gw_body_init(gw_body *b, size_t mem_max, const char *dir);
 /* Appends p[0..n). 0, or a negative errno (the temporary file could not be made or
  * written, ENOSPC included; out of memory). */

@@ -219,8 +219,8 @@ struct gw {
 	uint64_t max_body;
 	size_t max_buffer;
 	size_t body_mem;      /* --body-buffer: request body bytes in memory per connection */
-	const char *temp_dir; /* --temp-dir (request bodies, response spill); NULL: $TMPDIR,
-	                         else /tmp */
+	const char *temp_dir; /* --temp-dir (request bodies, response spill), else $TMPDIR,
+	                         else /tmp (gw_temp_dir) */
 	size_t resp_buf;     /* --response-buffer (at most max_buffer / 2) */
 	uint64_t max_temp;   /* --max-temp-file: bytes waiting in one response's file; 0: none */
 	unsigned max_conns;
@@ -1126,24 +1126,6 @@ static int gw_send_file(gw_conn *c, const char *real)
 
 enum { GW_OVF_MEM = 1, GW_OVF_TEMP, GW_OVF_IO }; /* gw_conn.overflow: why it was cut */
 
-/* An unlinked file in dir: O_TMPFILE, or mkostemp and unlink where the file system lacks it.
- * Nothing is ever visible in dir for long, and nothing is left behind by a crash. */
-static int gw_spill_open(const char *dir)
-{
-	int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-	if (fd >= 0 || (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL))
-		return fd;
-	char path[PATH_MAX];
-	if (snprintf(path, sizeof path, "%s/fcgikit-gw.XXXXXX", dir) >= (int)sizeof path) {
-		errno = ENAMETOOLONG;
-		return -1;
-	}
-	fd = mkostemp(path, O_CLOEXEC);
-	if (fd >= 0)
-		unlink(path);
-	return fd;
-}
-
 /* Response bytes, in order: into `out`, or — while earlier bytes wait in the temporary file,
  * or once `out` holds --response-buffer and the paused backend still sends (a multiplexed
  * connection is read for the others' sake) — appended to that file. Past --max-temp-file
@@ -1165,14 +1147,16 @@ static void gw_out(gw_conn *c, const void *data, size_t len)
 		c->overflow = GW_OVF_TEMP;
 		return;
 	}
-	const char *dir = g->temp_dir                             ? g->temp_dir
-	                  : getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR")
-	                                                          : "/tmp";
-	if (c->spill_fd < 0 && (c->spill_fd = gw_spill_open(dir)) < 0) {
-		gw_log("%.*s: temporary file in %s: %s", (int)c->req.target.n, c->req.target.p, dir,
-		       strerror(errno));
-		c->overflow = GW_OVF_IO;
-		return;
+	const char *dir = g->temp_dir;
+	if (c->spill_fd < 0) {
+		int fd = gw_tmpfile(dir);
+		if (fd < 0) {
+			gw_log("%.*s: temporary file in %s: %s", (int)c->req.target.n,
+			       c->req.target.p, dir, strerror(-fd));
+			c->overflow = GW_OVF_IO;
+			return;
+		}
+		c->spill_fd = fd;
 	}
 	const uint8_t *p = data;
 	while (len) {
@@ -1937,7 +1921,7 @@ static int gw_body_put(gw_conn *c, const void *p, size_t n)
 	if (!rc)
 		return 0;
 	gw_log("%s:%s: %.*s: storing the request body (temp dir %s): %s: 500", c->raddr, c->rport,
-	       (int)c->req.target.n, c->req.target.p, c->g->temp_dir ? c->g->temp_dir : "$TMPDIR",
+	       (int)c->req.target.n, c->req.target.p, c->g->temp_dir,
 	       strerror(-rc));
 	gw_body_abort(c, 500);
 	return -1;
@@ -2432,7 +2416,7 @@ static int gw_worker(const gw_config *conf, int lfd, int ready_fd)
 	                                                           : (size_t)(conf->max_buffer / 2);
 	g->max_temp = conf->max_temp_file;
 	g->body_mem = (size_t)conf->body_buffer;
-	g->temp_dir = conf->temp_dir;
+	g->temp_dir = gw_temp_dir(conf->temp_dir); /* resolved once: $TMPDIR or /tmp */
 	g->max_conns = conf->max_conns;
 	g->header_to = 10000;
 	g->idle_to = 60000;
