@@ -2,6 +2,8 @@
  * the command line, one setter that checks every value (see config.h). */
 #include "gateway/config.h"
 
+#include "util/scaled.h"
+
 #include <errno.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -143,37 +145,14 @@ void gw_config_free(gw_config *c)
 
 /* ---------------------------------------------------------------- values */
 
-/* Digits, then one suffix of `units` (its multiplier in mult[]); -1 for bad syntax, -2 when
- * the value does not fit in 64 bits. */
-static int gw_scan(const char *s, const char *const *units, const uint64_t *mult, uint64_t *out)
-{
-	if (*s < '0' || *s > '9')
-		return -1;
-	uint64_t v = 0;
-	int over = 0;
-	for (; *s >= '0' && *s <= '9'; s++) {
-		unsigned d = (unsigned)(*s - '0');
-		if (v > (UINT64_MAX - d) / 10)
-			over = 1;
-		else
-			v = v * 10 + d;
-	}
-	for (int i = 0; units[i]; i++) {
-		if (strcmp(s, units[i]))
-			continue;
-		if (over || v > UINT64_MAX / mult[i])
-			return -2;
-		*out = v * mult[i];
-		return 0;
-	}
-	return -1;
-}
-
-static const char *const gw_size_units[] = {"", "k", "K", "m", "M", "g", "G", NULL};
-static const uint64_t gw_size_mult[] = {1, 1u << 10, 1u << 10, 1u << 20, 1u << 20, 1u << 30,
-                                        1u << 30};
-static const char *const gw_ms_units[] = {"", "ms", "s", NULL};
-static const uint64_t gw_ms_mult[] = {1, 1, 1000};
+/* clang-format off */
+static const fk_unit gw_size_units[] = {
+	{"", 1}, {"k", 1u << 10}, {"K", 1u << 10}, {"m", 1u << 20}, {"M", 1u << 20},
+	{"g", 1u << 30}, {"G", 1u << 30}, {NULL, 0},
+};
+static const fk_unit gw_ms_units[] = {{"", 1}, {"ms", 1}, {"s", 1000}, {NULL, 0}};
+static const fk_unit gw_plain[] = {{"", 1}, {NULL, 0}};
+/* clang-format on */
 
 /* Address syntax as fk_addr_parse reads it, without resolving anything: a Unix path, or
  * [tcp:]HOST:PORT with a port of 1..65535 (HOST may be empty: any address). */
@@ -194,9 +173,7 @@ static int gw_addr_ok(const char *s)
 		if (*p == ' ' || *p == '\t' || *p == '/' || *p == ',')
 			return 0;
 	uint64_t port;
-	const char *const none[] = {"", NULL};
-	const uint64_t one[] = {1};
-	return !gw_scan(colon + 1, none, one, &port) && port >= 1 && port <= 65535;
+	return !fk_scan_scaled(colon + 1, gw_plain, &port) && port >= 1 && port <= 65535;
 }
 
 static int gw_set_backend(gw_config *c, const char *v, char *why, size_t whylen)
@@ -221,9 +198,7 @@ static int gw_set_backend(gw_config *c, const char *v, char *why, size_t whylen)
 		if (m > 7 && !strncmp(p, "weight=", 7) && m - 7 < sizeof num) {
 			memcpy(num, p + 7, m - 7);
 			num[m - 7] = 0;
-			const char *const none[] = {"", NULL};
-			const uint64_t one[] = {1};
-			if (gw_scan(num, none, one, &w) || w < 1 || w > GW_WEIGHT_MAX)
+			if (fk_scan_scaled(num, gw_plain, &w) || w < 1 || w > GW_WEIGHT_MAX)
 				rc = gw_why(why, whylen, "weight %s: not a number in 1..%d", num,
 				            GW_WEIGHT_MAX);
 			else
@@ -328,8 +303,7 @@ static int gw_set_key(gw_config *c, const gw_key *k, const char *v, char *why, s
 	case GW_K_SIZE:
 	case GW_K_COUNT:
 	case GW_K_MS:
-		rc = k->type == GW_K_MS ? gw_scan(v, gw_ms_units, gw_ms_mult, &n)
-		                        : gw_scan(v, gw_size_units, gw_size_mult, &n);
+		rc = fk_scan_scaled(v, k->type == GW_K_MS ? gw_ms_units : gw_size_units, &n);
 		if (rc == -1)
 			return gw_why(why, whylen, "%.80s: not a %s", v,
 			              k->type == GW_K_SIZE ? "size (bytes, or with K, M, G)"

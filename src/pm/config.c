@@ -21,6 +21,7 @@
 #include "fcgikit.h"
 #include "util/addr.h"
 #include "util/alloc.h"
+#include "util/scaled.h"
 
 #define PM_LINE_MAX 4096
 #define PM_FILE_MAX (1024 * 1024)
@@ -34,52 +35,35 @@
 
 /* ---------------------------------------------------------------- values */
 
-typedef struct pm_unit {
-	const char *suffix;
-	int64_t mult;
-} pm_unit;
-
 /* clang-format off */
-static const pm_unit pm_dur_units[] = {
+static const fk_unit pm_dur_units[] = {
 	{"", 1000}, {"ms", 1}, {"s", 1000}, {"m", 60 * 1000}, {"h", 3600 * 1000}, {NULL, 0},
 };
 
-static const pm_unit pm_size_units[] = {
+static const fk_unit pm_size_units[] = {
 	{"", 1},
-	{"K", (int64_t)1 << 10}, {"k", (int64_t)1 << 10},
-	{"M", (int64_t)1 << 20}, {"m", (int64_t)1 << 20},
-	{"G", (int64_t)1 << 30}, {"g", (int64_t)1 << 30},
-	{"T", (int64_t)1 << 40}, {"t", (int64_t)1 << 40},
+	{"K", (uint64_t)1 << 10}, {"k", (uint64_t)1 << 10},
+	{"M", (uint64_t)1 << 20}, {"m", (uint64_t)1 << 20},
+	{"G", (uint64_t)1 << 30}, {"g", (uint64_t)1 << 30},
+	{"T", (uint64_t)1 << 40}, {"t", (uint64_t)1 << 40},
 	{NULL, 0},
 };
 /* clang-format on */
 
 static int pm_is_digit(char ch) { return ch >= '0' && ch <= '9'; }
 
-/* Digits then one of the units. 0, -1 for bad syntax, -2 when it does not fit in int64_t:
- * the callers word the two differently. */
-static int pm_scan_scaled(const char *s, const pm_unit *units, int64_t *out)
+/* fk_scan_scaled within int64_t: 0, -1 for bad syntax, -2 when it does not fit (the
+ * callers word the two differently). */
+static int pm_scan_scaled(const char *s, const fk_unit *units, int64_t *out)
 {
-	if (!s || !pm_is_digit(*s))
-		return -1;
-	int64_t v = 0;
-	int over = 0;
-	for (; pm_is_digit(*s); s++) {
-		int d = *s - '0';
-		if (v > (INT64_MAX - d) / 10)
-			over = 1;
-		else
-			v = v * 10 + d;
-	}
-	for (const pm_unit *u = units; u->suffix; u++) {
-		if (strcmp(s, u->suffix))
-			continue;
-		if (over || v > INT64_MAX / u->mult)
-			return -2;
-		*out = v * u->mult;
-		return 0;
-	}
-	return -1;
+	uint64_t v;
+	int rc = fk_scan_scaled(s, units, &v);
+	if (rc)
+		return rc;
+	if (v > (uint64_t)INT64_MAX)
+		return -2;
+	*out = (int64_t)v;
+	return 0;
 }
 
 int pm_parse_duration_ms(const char *s, int64_t *out)
