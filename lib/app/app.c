@@ -819,6 +819,7 @@ static ssize_t conn_recv(fk_conn *c, int *err)
 		n = recv(c->fd, c->in.data + c->in.len, c->in.cap - c->in.len, 0);
 	while (n < 0 && errno == EINTR);
 	*err = n < 0 ? errno : 0;
+	c->in_bulk = n > 0 && (size_t)n == c->in.cap - c->in.len;
 	return n;
 }
 
@@ -1090,7 +1091,9 @@ static void loop_pass(fcgi_app *app, int timeout_ms)
 		}
 		if (c->lingering)
 			fk_buf_reset(&c->in);
-		if (fk_buf_reserve(&c->in, READ_CHUNK)) {
+		/* Small requests fit in the IN_KEEP bytes an idle connection keeps anyway, so most
+		 * reads allocate nothing; a body arriving in bulk gets READ_CHUNK per recv(). */
+		if (fk_buf_reserve(&c->in, c->in_bulk ? READ_CHUNK : IN_KEEP)) {
 			fk_conn_close(c);
 			continue;
 		}

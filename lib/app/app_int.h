@@ -113,6 +113,7 @@ struct fk_conn {
 	int64_t linger_until;   /* an event-style consumer has buffered body to be given */
 	uint8_t is_unix;
 	uint8_t begun;          /* a request has begun on it: the peer knows it is in use */
+	uint8_t in_bulk;        /* the last recv() filled its room: ask for READ_CHUNK next */
 };
 
 struct fcgi_app {
