@@ -868,7 +868,7 @@ static void accept_batch(fcgi_app *app, fk_listener *l)
 			close(fd);
 			continue;
 		}
-		if (!l->is_unix) {
+		if (!l->is_unix && !l->nodelay) {
 			int one = 1;
 			setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 		}

@@ -41,6 +41,7 @@ typedef struct fk_listener {
 	int kind; /* FK_OBJ_LISTENER */
 	int fd;
 	int is_unix;
+	int nodelay;       /* set on the listener: accepted sockets inherit it */
 	char *unlink_path; /* Unix socket we created: removed at close */
 } fk_listener;
 

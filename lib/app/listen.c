@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -38,6 +39,10 @@ int fk_listener_add(fcgi_app *app, int fd, int is_unix, const char *unlink_path)
 	l->kind = FK_OBJ_LISTENER;
 	l->fd = fd;
 	l->is_unix = is_unix;
+	/* Linux gives accepted sockets the listener's TCP_NODELAY: set once here, not on every
+	 * connection (a listener that refuses it gets it per connection instead). */
+	int one = 1;
+	l->nodelay = !is_unix && !setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 	if (unlink_path && !(l->unlink_path = fk_strdup(unlink_path))) {
 		fk_free(l);
 		return FCGI_ENOMEM;
