@@ -1,8 +1,10 @@
 /* app.c — the application runtime: the loop, connections, dispatch (see app_int.h). */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdlib.h>
@@ -69,17 +71,16 @@ static void relock(fcgi_app *app, unsigned depth)
 	app->mu_depth = depth;
 }
 
-static void cond_wait(fcgi_app *app, pthread_cond_t *cv, const struct timespec *until)
+/* Returns whether the wait timed out. */
+static int cond_wait(fcgi_app *app, pthread_cond_t *cv, const struct timespec *until)
 {
 	unsigned depth = app->mu_depth;
 	app->mu_depth = 0;
 	atomic_store_explicit(&app->mu_owner, (pthread_t)0, memory_order_relaxed);
-	if (until)
-		pthread_cond_timedwait(cv, &app->mu, until);
-	else
-		pthread_cond_wait(cv, &app->mu);
+	int rc = until ? pthread_cond_timedwait(cv, &app->mu, until) : pthread_cond_wait(cv, &app->mu);
 	atomic_store_explicit(&app->mu_owner, pthread_self(), memory_order_relaxed);
 	app->mu_depth = depth;
+	return rc == ETIMEDOUT;
 }
 
 /* ---------------------------------------------------------------- app object */
@@ -129,8 +130,13 @@ FCGI_EXPORT int fcgi_app_new(fcgi_app **out)
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&app->cv_accept, &ca);
 	pthread_cond_init(&app->cv_io, &ca);
-	cpu_set_t cpus;
-	app->ncpu = !sched_getaffinity(0, sizeof cpus, &cpus) ? (unsigned)CPU_COUNT(&cpus) : 1;
+	app->have_cpus = !sched_getaffinity(0, sizeof app->cpus, &app->cpus);
+	app->ncpu = app->have_cpus ? (unsigned)CPU_COUNT(&app->cpus) : 1;
+	app->cores = app->ncpu;
+	app->stat_fd = -1;
+	/* as if long at first, so that the first handlers are sampled */
+	app->cost_us = FK_WAKE_GRAIN_US;
+	app->guard_ms = FK_WAKE_GUARD_MS;
 	pthread_condattr_destroy(&ca);
 	memcpy(app->opt, opt_defaults, sizeof app->opt);
 	sync_limits(app);
@@ -220,12 +226,20 @@ int fk_app_on_loop_thread(const fcgi_app *app) { return tls_loop_app == app; }
 /* The blocking API's bookkeeping for the wake policy (wake.h): the app this thread counts as
  * busy in (from fcgi_accept's return to its next call), and the handler being sampled. */
 static _Thread_local fcgi_app *tls_busy_app;
-static _Thread_local const fcgi_req *tls_sample_req;
+static _Thread_local const fcgi_req *tls_sample_req, *tls_start_req;
 static _Thread_local long tls_sample_nvcsw, tls_sample_base;
+static _Thread_local int64_t tls_start_us;
 
-int fk_app_sample_end(const fcgi_req *req)
+int fk_app_sample_end(const fcgi_req *req, long long *us)
 {
-	if (!req || tls_sample_req != req)
+	*us = -1;
+	if (!req)
+		return -1;
+	if (tls_start_req == req) {
+		*us = fk_now_us() - tls_start_us;
+		tls_start_req = NULL;
+	}
+	if (tls_sample_req != req)
 		return -1;
 	tls_sample_req = NULL;
 	struct rusage ru;
@@ -1036,6 +1050,58 @@ static void run_timers(fcgi_app *app, int64_t now)
 
 /* One pass: wait for readiness (mutex released meanwhile), then handle it all. Called with
  * app->mu held once, by a thread that is not already the leader. */
+/* The free cores for the wake policy (wake.h), from the busy time of this process's cores in
+ * /proc/stat and its own CPU time since the last estimate. Without /proc (a chroot) the
+ * policy counts every core as free. */
+static void estimate_cores(fcgi_app *app)
+{
+	if (app->stat_fd == -1) {
+		app->stat_fd = open("/proc/stat", O_RDONLY | O_CLOEXEC);
+		if (app->stat_fd < 0)
+			app->stat_fd = -2;
+	}
+	if (app->stat_fd < 0)
+		return;
+	/* the per-core lines come first; a machine with more cores than fit here is measured
+	 * on those that do */
+	char buf[8192];
+	ssize_t n = pread(app->stat_fd, buf, sizeof buf - 1, 0);
+	struct rusage ru;
+	if (n <= 0 || getrusage(RUSAGE_SELF, &ru))
+		return;
+	buf[n] = 0;
+	unsigned long long busy = 0, total = 0;
+	for (char *line = buf; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+		unsigned cpu;
+		unsigned long long v[8] = {0};
+		if (sscanf(line, "cpu%u %llu %llu %llu %llu %llu %llu %llu %llu", &cpu, &v[0], &v[1],
+		           &v[2], &v[3], &v[4], &v[5], &v[6], &v[7]) < 5)
+			continue;
+		if (app->have_cpus && (cpu >= CPU_SETSIZE || !CPU_ISSET(cpu, &app->cpus)))
+			continue;
+		/* user nice system idle iowait irq softirq steal */
+		unsigned long long b = v[0] + v[1] + v[2] + v[5] + v[6] + v[7];
+		busy += b;
+		total += b + v[3] + v[4];
+	}
+	long hz = sysconf(_SC_CLK_TCK);
+	if (hz <= 0)
+		hz = 100;
+	busy = busy * 1000000ull / (unsigned long long)hz;
+	total = total * 1000000ull / (unsigned long long)hz;
+	unsigned long long self = (unsigned long long)ru.ru_utime.tv_sec * 1000000ull +
+	                          (unsigned long long)ru.ru_utime.tv_usec +
+	                          (unsigned long long)ru.ru_stime.tv_sec * 1000000ull +
+	                          (unsigned long long)ru.ru_stime.tv_usec;
+	if (app->stat_total && total > app->stat_total && busy >= app->stat_busy &&
+	    self >= app->self_us)
+		app->cores = fk_wake_cores(app->ncpu, busy - app->stat_busy, total - app->stat_total,
+		                           self - app->self_us);
+	app->stat_busy = busy;
+	app->stat_total = total;
+	app->self_us = self;
+}
+
 static void loop_pass(fcgi_app *app, int timeout_ms)
 {
 	fk_ev_item items[64];
@@ -1125,6 +1191,10 @@ static void loop_pass(fcgi_app *app, int timeout_ms)
 		}
 	}
 	now = fk_now_ms();
+	if (now >= app->cores_next) {
+		app->cores_next = now + FK_WAKE_CORES_MS;
+		estimate_cores(app);
+	}
 	run_timers(app, now);
 	if (app->stop_requested && !app->stopping)
 		begin_stop(app);
@@ -1135,6 +1205,7 @@ static void loop_pass(fcgi_app *app, int timeout_ms)
 	process_resumes(app);
 	flush_dirty(app);
 	check_stopped(app, now);
+	app->progress_ms = now;
 	app->leader = 0;
 	tls_loop_app = NULL;
 	/* Wake exactly the threads that have something to do: one acceptor per new request
@@ -1147,13 +1218,15 @@ static void loop_pass(fcgi_app *app, int timeout_ms)
 		pthread_cond_broadcast(&app->cv_accept);
 	} else {
 		unsigned wake = fk_wake_acceptors(queued > UINT_MAX ? UINT_MAX : (unsigned)queued,
-		                                  app->accept_waiters, app->busy, app->ncpu,
-		                                  app->blocking);
+		                                  app->accept_waiters, app->busy, app->cores,
+		                                  fk_wake_effective(app->blocking, app->cost_us));
 		for (unsigned i = 0; i < wake; i++)
 			pthread_cond_signal(&app->cv_accept);
 		/* Requests left for busy threads to take need a guard watching (wake.h). */
-		if (wake < queued && !app->guard && app->accept_waiters > wake)
+		if (wake < queued && !app->guard && app->accept_waiters > wake) {
+			app->want_guard = 1;
 			pthread_cond_signal(&app->cv_accept);
+		}
 	}
 	if (app->changed) {
 		app->changed = 0;
@@ -1167,17 +1240,20 @@ static int pred_ready(fcgi_app *app, void *arg);
 int fk_app_wait(fcgi_app *app, int (*pred)(fcgi_app *, void *), void *arg, int64_t deadline)
 {
 	int led = 0, rc = FCGI_OK, acceptor = pred == pred_ready, guarding = 0,
-	    guarded = 0;
+	    guarded = 0, rewatch = 0, mine = 0;
 	pthread_cond_t *cv = acceptor ? &app->cv_accept : &app->cv_io;
 	unsigned *waiters = acceptor ? &app->accept_waiters : &app->io_waiters;
-	while (!pred(app, arg)) {
+	while (rewatch || !pred(app, arg)) {
+		/* back to watching: no leader is normal while the busy threads are in handlers */
+		int watching = rewatch;
+		rewatch = 0;
 		int64_t now = deadline >= 0 ? fk_now_ms() : 0;
 		if (deadline >= 0 && now >= deadline) {
 			rc = FCGI_ETIMEDOUT;
 			break;
 		}
 		flush_dirty(app);
-		if (!app->leader) {
+		if (!app->leader && !watching) {
 			app->leader_acceptor = acceptor;
 			loop_pass(app, deadline >= 0 ? (int)(deadline - now) : -1);
 			led = 1;
@@ -1187,44 +1263,75 @@ int fk_app_wait(fcgi_app *app, int (*pred)(fcgi_app *, void *), void *arg, int64
 		/* Someone must notice work that busy threads were trusted to take (wake.h).
 		 * While nothing is in flight a leader watches the sockets: sleep untimed then. */
 		int active = app->busy || app->nready;
-		if (acceptor && deadline < 0 && app->blocking < FK_WAKE_BLOCKING_EAGER &&
-		    (active || (app->nconns && !app->guard))) {
+		if (acceptor && deadline < 0 &&
+		    fk_wake_effective(app->blocking, app->cost_us) < FK_WAKE_BLOCKING_EAGER &&
+		    (active || (app->nconns && (mine || !app->guard)))) {
 			/* one guard on a short watch (longer while nothing runs, for a leader
 			 * that may leave); every other sleeper looks up now and then, whatever
 			 * it may have missed */
-			int guard = !app->guard;
+			int guard = mine || !app->guard;
+			mine = 0;
 			int64_t ms = !guard ? FK_WAKE_CHECK_MS
-			                    : active ? FK_WAKE_GUARD_MS : FK_WAKE_GUARD_IDLE_MS;
+			                    : active ? app->guard_ms : FK_WAKE_GUARD_IDLE_MS;
 			app->guard |= guard;
 			now = fk_now_ms();
 			deadline = now + ms;
 			guarding = 1 + guard;
 		}
+		if (mine) /* not watching after all */
+			app->guard = mine = 0;
+		int timed_out = 0;
 		if (deadline >= 0) {
 			struct timespec ts;
 			clock_gettime(CLOCK_MONOTONIC, &ts);
 			int64_t ns = ts.tv_nsec + (deadline - now) % 1000 * 1000000;
 			ts.tv_sec += (deadline - now) / 1000 + ns / 1000000000;
 			ts.tv_nsec = ns % 1000000000;
-			cond_wait(app, cv, &ts);
+			timed_out = cond_wait(app, cv, &ts);
 		} else {
 			cond_wait(app, cv, NULL);
 		}
 		(*waiters)--;
+		/* A sleeper's look-up while a guard watches: the guard decides whether anything is
+		 * stuck; joining the busy threads now would only contend with them. */
+		if (guarding == 1 && timed_out && app->guard && !app->stopped)
+			rewatch = 1;
 		guarded = guarding == 2;
 		if (guarding) {
-			if (guarded)
-				app->guard = 0;
 			guarding = 0;
 			deadline = -1;
 		}
+		/* Woken to watch while busy threads take the queue: watch, do not join them. */
+		if (acceptor && app->want_guard && !app->guard && !guarded) {
+			app->want_guard = 0;
+			rewatch = !app->stopped;
+			if (rewatch)
+				app->guard = mine = 1;
+		}
+		if (guarded) {
+			/* The others finished a request or a pass just now: nothing is stuck, they take
+			 * the queue on their own; watch again, for longer, still the guard (so that
+			 * nobody wakes another to stand guard meanwhile). */
+			int moved = !fk_wake_stalled(fk_now_ms(), app->progress_ms);
+			app->guard_ms = fk_wake_guard_ms(app->guard_ms, moved);
+			rewatch = moved && !app->stopped &&
+			          fk_wake_effective(app->blocking, app->cost_us) < FK_WAKE_BLOCKING_EAGER;
+			if (rewatch)
+				guarded = 0, mine = 1;
+			else
+				app->guard = 0;
+		}
 	}
+	if (mine)
+		app->guard = 0;
 	/* A guard that found work leaves: the next sleeper takes the watch over. And whoever
 	 * takes one of several queued requests with no guard watching wakes the next sleeper,
 	 * which takes another or becomes the guard (wake.h). */
 	if (acceptor && !app->guard && app->accept_waiters &&
-	    ((guarded && app->busy) || app->nready > 1))
+	    ((guarded && app->busy) || app->nready > 1)) {
+		app->want_guard = 1;
 		pthread_cond_signal(&app->cv_accept);
+	}
 	/* We stop leading: let a waiting thread take the loop over, so that input is read while
 	 * we work. */
 	if (led && !app->leader) {
@@ -1233,8 +1340,8 @@ int fk_app_wait(fcgi_app *app, int (*pred)(fcgi_app *, void *), void *arg, int64
 		size_t taken = app->nready - (acceptor && app->nready ? 1 : 0);
 		if (app->accept_waiters > taken &&
 		    (app->io_waiters ||
-		     fk_wake_successor(app->accept_waiters - (unsigned)taken, app->busy, app->ncpu,
-		                       app->blocking, app->guard)))
+		     fk_wake_successor(app->accept_waiters - (unsigned)taken, app->busy, app->cores,
+		                       fk_wake_effective(app->blocking, app->cost_us), app->guard)))
 			pthread_cond_signal(&app->cv_accept);
 		else if (app->io_waiters)
 			pthread_cond_signal(&app->cv_io);
@@ -1275,11 +1382,13 @@ FCGI_EXPORT int fcgi_accept(fcgi_app *app, fcgi_req **out)
 		flush_dirty(app);
 	app->busy++;
 	tls_busy_app = app;
-	/* every handler at first, to learn quickly what kind they are */
+	/* only handlers long enough for their kind to matter (wake.h) */
 	app->sample_ctr++;
-	int sample = app->sample_ctr <= FK_WAKE_SAMPLE_FIRST ||
+	int sample = app->cost_us >= FK_WAKE_GRAIN_US &&
 	             app->sample_ctr % FK_WAKE_SAMPLE_EVERY == 0;
 	app_unlock(app);
+	tls_start_req = r;
+	tls_start_us = fk_now_us();
 	struct rusage ru0, ru;
 	/* Two readings back to back: what reading alone adds (a tracer's stops count as
 	 * switches), so that strace -c sees the policy it would see without strace. */
@@ -1346,6 +1455,8 @@ FCGI_EXPORT void fcgi_app_free(fcgi_app *app)
 	fk_report_detach(app);
 	if (app->wake_fd >= 0)
 		close(app->wake_fd);
+	if (app->stat_fd >= 0)
+		close(app->stat_fd);
 	fk_ev_close(&app->ev);
 	pthread_cond_destroy(&app->cv_accept);
 	pthread_cond_destroy(&app->cv_io);

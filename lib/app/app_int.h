@@ -23,6 +23,7 @@
 #define FK_APP_INT_H
 
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdint.h>
 
@@ -132,6 +133,16 @@ struct fcgi_app {
 	 * handlers blocked, the sampling counter, whether a guard waiter is asleep */
 	unsigned busy, ncpu, blocking, sample_ctr;
 	int guard;
+	int want_guard;           /* a sleeper was woken to become the guard */
+	unsigned cost_us;         /* average handler time */
+	unsigned guard_ms;        /* the guard's next sleep */
+	int64_t progress_ms;      /* ms: the last handler or loop pass that ended */
+	unsigned cores;           /* free cores, estimated every FK_WAKE_CORES_MS */
+	cpu_set_t cpus;           /* the cores this process may run on, at start */
+	int have_cpus;
+	int64_t cores_next;       /* ms: when to estimate again */
+	int stat_fd;              /* /proc/stat, or -1 (-2: unavailable, cores = ncpu) */
+	unsigned long long stat_busy, stat_total, self_us; /* the last readings */
 	fk_ev ev;
 	int wake_fd;        /* eventfd: cross-thread and signal wake-ups */
 	int wake_kind;      /* FK_OBJ_WAKE: the epoll item for wake_fd points here */
@@ -177,8 +188,9 @@ void fk_app_unlock(fcgi_app *app);
 int fk_app_wait(fcgi_app *app, int (*pred)(fcgi_app *, void *), void *arg, int64_t deadline);
 int fk_app_on_loop_thread(const fcgi_app *app);
 /* fcgi_finish, before it locks: whether the calling thread's sampled handler of req blocked
- * (1/0), or -1 when req was not sampled (wake.h). */
-int fk_app_sample_end(const fcgi_req *req);
+ * (1/0), or -1 when req was not sampled; in *us how long the handler ran since fcgi_accept
+ * returned it, or -1 when another thread accepted it (wake.h). */
+int fk_app_sample_end(const fcgi_req *req, long long *us);
 void fk_app_wake(fcgi_app *app);
 void fk_conn_mark_dirty(fk_conn *c);
 int fk_conn_flush(fk_conn *c);

@@ -321,7 +321,8 @@ FCGI_EXPORT int fcgi_finish(fcgi_req *req, int app_status)
 {
 	fcgi_app *app = req->app;
 	int rc = FCGI_OK, send_now = 0;
-	int blocked = fk_app_sample_end(req);
+	long long took;
+	int blocked = fk_app_sample_end(req, &took);
 	req_lock(req);
 	if (!(req->flags & FK_R_OWNED)) {
 		req_unlock(req);
@@ -329,6 +330,9 @@ FCGI_EXPORT int fcgi_finish(fcgi_req *req, int app_status)
 	}
 	if (blocked >= 0)
 		app->blocking = fk_wake_blocking_update(app->blocking, blocked);
+	if (took >= 0)
+		app->cost_us = fk_wake_cost_update(app->cost_us, took);
+	app->progress_ms = fk_now_ms();
 	fk_conn *c = req->conn;
 	if (c) {
 		if (req->flags & FK_R_FULL) {

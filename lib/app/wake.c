@@ -40,3 +40,45 @@ int fk_wake_successor(unsigned waiters, unsigned busy, unsigned ncpu, unsigned b
 	 * the first busy thread back runs the loop. */
 	return busy + 1 < ncpu;
 }
+
+unsigned fk_wake_cost_update(unsigned avg_us, long long us)
+{
+	if (us < 0)
+		us = 0;
+	/* one handler stuck for minutes must not overflow the average */
+	if (us > 100000000)
+		us = 100000000;
+	return (unsigned)(avg_us - avg_us / 8 + (unsigned long long)us / 8);
+}
+
+unsigned fk_wake_effective(unsigned blocking, unsigned cost_us)
+{
+	return cost_us < FK_WAKE_GRAIN_US ? 0 : blocking;
+}
+
+unsigned fk_wake_cores(unsigned ncpu, unsigned long long busy_us, unsigned long long total_us,
+                       unsigned long long self_us)
+{
+	if (!ncpu)
+		ncpu = 1;
+	if (!total_us || busy_us > total_us)
+		return ncpu;
+	unsigned long long others = busy_us > self_us ? busy_us - self_us : 0;
+	/* in 1/1000 of a core */
+	unsigned long long used = others * 1000ull * ncpu / total_us;
+	unsigned long long avail = 1000ull * ncpu > used ? 1000ull * ncpu - used : 0;
+	unsigned cores = (unsigned)((avail + 500) / 1000);
+	return cores < 1 ? 1 : cores > ncpu ? ncpu : cores;
+}
+
+unsigned fk_wake_guard_ms(unsigned prev_ms, int progress)
+{
+	if (!progress || prev_ms < FK_WAKE_GUARD_MS)
+		return FK_WAKE_GUARD_MS;
+	return prev_ms * 2 > FK_WAKE_GUARD_MAX_MS ? FK_WAKE_GUARD_MAX_MS : prev_ms * 2;
+}
+
+int fk_wake_stalled(long long now_ms, long long progress_ms)
+{
+	return now_ms - progress_ms >= FK_WAKE_STALL_MS;
+}

@@ -42,6 +42,7 @@ int fk_ev_wait(fk_ev *e, fk_ev_item *items, int max, int timeout_ms);
 static inline int fk_ev_fd(const fk_ev *e) { return e->epfd; }
 
 int64_t fk_now_ms(void);
+int64_t fk_now_us(void);
 
 /* Timer heap: earliest deadline first. Pure data structure, no clock reads. */
 typedef struct fk_timer {

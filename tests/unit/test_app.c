@@ -2132,6 +2132,51 @@ static void test_busy_thread_does_not_stall_others(void **state)
 	srv_stop(s);
 }
 
+/* Short handlers make the wake policy its most frugal (no thread woken for them, the guard
+ * on its longest watch); a handler that then blocks after all must still not hold up the
+ * requests behind it for long: the guard notices the stall (lib/app/wake.h). */
+static void test_stall_after_short_handlers(void **state)
+{
+	(void)state;
+	enum { WARM = 300 };
+	srv *s = srv_new();
+	srv_listen_unix(s, "stall.sock");
+	srv_start(s, 4, serve_echo);
+	int a = connect_unix(s->path), b = connect_unix(s->path);
+	assert_true(a >= 0 && b >= 0);
+	raw_resp r;
+	raw_collect_result c;
+	for (int i = 0; i < WARM; i++) {
+		int fd = i % 2 ? a : b;
+		assert_int_equal(send_request(fd, 1, RAW_KEEP_CONN, "w", 1, NULL), 0);
+		c = collect1(fd, 1, &r);
+		assert_complete(&c, &r);
+		raw_resp_free(&r, 1);
+	}
+	assert_int_equal(send_request(a, 1, RAW_KEEP_CONN, "slow", 4, "HOLD", "after", NULL), 0);
+	assert_true(WAIT_FOR(atomic_load(&s->accepted) == WARM + 1, REPLY_MS));
+	sleep_ms(50);
+	long long t0 = now_ms();
+	assert_int_equal(send_request(b, 1, RAW_KEEP_CONN, "quick", 5, NULL), 0);
+	raw_resp_init(&r, 1, 1);
+	c = raw_collect(b, &r, 1, 3000);
+	long long took = now_ms() - t0;
+	int ended = c.ended;
+	raw_resp_free(&r, 1);
+	gate_open();
+	/* the guard's longest watch is FK_WAKE_GUARD_MAX_MS; a second leaves room for a loaded
+	 * machine, and none of it if nobody watched (the answer would wait for the gate) */
+	if (!ended || took > 1000)
+		fail_msg("with one handler stuck after %d short ones, a request on another "
+		         "connection took %lld ms (answered: %d)", WARM, took, ended);
+	c = collect1(a, 1, &r);
+	assert_complete(&c, &r);
+	raw_resp_free(&r, 1);
+	close(a);
+	close(b);
+	srv_stop(s);
+}
+
 /* Handlers that block (a database call, a sleep) get every thread at once: the wake policy
  * (lib/app/wake.h) holds threads back only while handlers compute, and must notice. */
 static atomic_int g_entry_conc[256];
@@ -2308,6 +2353,7 @@ int main(void)
 	    T(test_multiplexed_requests_served_in_parallel),
 	    T(test_busy_thread_does_not_stall_others),
 	    T(test_blocking_handlers_get_every_thread),
+	    T(test_stall_after_short_handlers),
 	    T(test_idle_conns_hold_no_thread),
 	};
 	return cmocka_run_group_tests_name("app", tests, group_setup, group_teardown);

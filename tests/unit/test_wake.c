@@ -79,6 +79,71 @@ static void test_successor(void **state)
 	assert_true(fk_wake_successor(3, 0, 2, FK_WAKE_BLOCKING_EAGER, 1));
 }
 
+static void test_cost_and_grain(void **state)
+{
+	(void)state;
+	/* the average follows handler times */
+	unsigned avg = FK_WAKE_GRAIN_US;
+	for (int i = 0; i < 64; i++)
+		avg = fk_wake_cost_update(avg, 2);
+	assert_true(avg < 10);
+	for (int i = 0; i < 64; i++)
+		avg = fk_wake_cost_update(avg, 10000);
+	assert_true(avg > 9000 && avg <= 10000);
+	/* a negative reading (clock trouble) counts as zero; a huge one is capped */
+	assert_true(fk_wake_cost_update(0, -5) == 0);
+	avg = 0;
+	for (int i = 0; i < 400; i++)
+		avg = fk_wake_cost_update(avg, 1LL << 40);
+	assert_true(avg <= 100000000u);
+	/* handlers under a grain never make the policy eager, whatever they do */
+	assert_int_equal(fk_wake_effective(FK_WAKE_BLOCKING_ONE, FK_WAKE_GRAIN_US - 1), 0);
+	assert_int_equal(fk_wake_effective(FK_WAKE_BLOCKING_ONE, FK_WAKE_GRAIN_US),
+	                 FK_WAKE_BLOCKING_ONE);
+	assert_int_equal(fk_wake_effective(0, 100000), 0);
+}
+
+static void test_free_cores(void **state)
+{
+	(void)state;
+	/* two cores over 100 ms: 200000 us in all */
+	/* idle machine but for us using one core: both are ours */
+	assert_int_equal(fk_wake_cores(2, 100000, 200000, 100000), 2);
+	/* a web server keeps one core busy, we use half of the other: one core for us */
+	assert_int_equal(fk_wake_cores(2, 200000, 200000, 50000), 1);
+	/* others saturate both cores: still one, never zero */
+	assert_int_equal(fk_wake_cores(2, 200000, 200000, 0), 1);
+	/* others use a quarter of a core: rounded, both free */
+	assert_int_equal(fk_wake_cores(2, 25000, 200000, 0), 2);
+	/* eight cores, others use three: five */
+	assert_int_equal(fk_wake_cores(8, 400000, 800000, 100000), 5);
+	/* nothing measured, or readings that make no sense: every core */
+	assert_int_equal(fk_wake_cores(4, 0, 0, 0), 4);
+	assert_int_equal(fk_wake_cores(4, 500, 100, 0), 4);
+	/* our own time above the machine's (different clocks): nobody else counted */
+	assert_int_equal(fk_wake_cores(2, 1000, 200000, 5000), 2);
+	assert_int_equal(fk_wake_cores(0, 0, 0, 0), 1);
+}
+
+static void test_guard_backoff(void **state)
+{
+	(void)state;
+	unsigned ms = FK_WAKE_GUARD_MS;
+	/* progress each time: doubles up to the maximum */
+	for (int i = 0; i < 10; i++)
+		ms = fk_wake_guard_ms(ms, 1);
+	assert_int_equal(ms, FK_WAKE_GUARD_MAX_MS);
+	assert_int_equal(fk_wake_guard_ms(FK_WAKE_GUARD_MS, 1), 2 * FK_WAKE_GUARD_MS);
+	/* a stall: back to the shortest watch */
+	assert_int_equal(fk_wake_guard_ms(ms, 0), FK_WAKE_GUARD_MS);
+	assert_int_equal(fk_wake_guard_ms(0, 1), FK_WAKE_GUARD_MS);
+	/* stuck: nothing ended for a while; a pass or a handler that just ended is progress */
+	assert_false(fk_wake_stalled(1000, 1000));
+	assert_false(fk_wake_stalled(1000 + FK_WAKE_STALL_MS - 1, 1000));
+	assert_true(fk_wake_stalled(1000 + FK_WAKE_STALL_MS, 1000));
+	assert_true(fk_wake_stalled(100000, 0));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -86,6 +151,9 @@ int main(void)
 	        cmocka_unit_test(test_acceptors_computing),
 	        cmocka_unit_test(test_acceptors_blocking),
 	        cmocka_unit_test(test_successor),
+	        cmocka_unit_test(test_cost_and_grain),
+	        cmocka_unit_test(test_free_cores),
+	        cmocka_unit_test(test_guard_backoff),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
