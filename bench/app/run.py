@@ -8,7 +8,13 @@ syscalls per request (strace -c, a separate short run, since strace slows what i
 The machine is shared and noisy: read the ratios and the per-request counts, not the rates.
 
   bench/app/run.py [--seconds 5] [--threads 2,8] [--fronts nginx,haproxy-keep,haproxy-mpxs]
-                   [--out FILE.md]
+                   [--nginx-keepalive 64] [--out FILE.md]
+
+nginx keeps as many idle upstream connections as wrk opens client connections (64): with a
+smaller pool it closes and reopens upstream connections all the time, and what is measured is
+that churn (nginx's connect, the application's accept and close) more than the application.
+libfcgi serves only as many connections as it has threads either way. `--nginx-keepalive 32`
+shows the other case.
 """
 import argparse
 import os
@@ -81,7 +87,7 @@ def start_app(kind, addr, threads, libfcgi_exe):
     return p
 
 
-def start_front(front, tmp, port, addr):
+def start_front(front, tmp, port, addr, keepalive=64):
     unix = addr.startswith("/")
     if front == "nginx":
         conf = os.path.join(tmp, "nginx.conf")
@@ -94,7 +100,7 @@ http {{
     access_log off;
     client_body_temp_path {tmp}/b; fastcgi_temp_path {tmp}/f; proxy_temp_path {tmp}/p;
     uwsgi_temp_path {tmp}/u; scgi_temp_path {tmp}/s;
-    upstream app {{ server {"unix:" if unix else ""}{addr}; keepalive 32; }}
+    upstream app {{ server {"unix:" if unix else ""}{addr}; keepalive {keepalive}; }}
     server {{
         listen 127.0.0.1:{port};
         location / {{ include /etc/nginx/fastcgi_params; fastcgi_keep_conn on;
@@ -220,6 +226,8 @@ def main():
     ap.add_argument("--threads", default="2,8")
     ap.add_argument("--fronts", default="nginx,haproxy-keep,haproxy-mpxs")
     ap.add_argument("--no-strace", action="store_true")
+    ap.add_argument("--nginx-keepalive", type=int, default=64,
+                    help="nginx's upstream keepalive pool (wrk opens 64 connections)")
     ap.add_argument("--unix", action="store_true", help="Unix sockets instead of 127.0.0.1 TCP")
     ap.add_argument("--out")
     a = ap.parse_args()
@@ -238,12 +246,12 @@ def main():
                     sock = os.path.join(tmp, f"{kind}.sock") if a.unix else f"127.0.0.1:{free_port()}"
                     port = free_port()
                     app = start_app(kind, sock, threads, libfcgi_exe)
-                    fr = start_front(front, tmp, port, sock)
+                    fr = start_front(front, tmp, port, sock, a.nginx_keepalive)
                     try:
                         run_wrk(port, 1)  # warm up: connections, caches
                         r = run_wrk(port, a.seconds, sock)
                         if not a.no_strace:
-                            r["sys"], r["sysdetail"], _ = syscalls_per_request(app.pid, port, tmp)
+                            r["sys"], r["sysdetail"], r["sysok"] = syscalls_per_request(app.pid, port, tmp)
                         else:
                             r["sys"] = float("nan")
                     finally:
@@ -255,6 +263,12 @@ def main():
                     print(f"  {front:13} {threads}t {kind:8} {r['ok_rps']:9.0f} ok req/s  p99 {r['p99']:8.2f} ms"
                           f"  errors {r['non2xx'] + r['sockerr']}  queue {r['queue'][0]}-{r['queue'][1]}"
                           f"  syscalls/req {r['sys']:.2f}", flush=True)
+                    if r.get("sysok"):
+                        # where the calls beyond one read and one write per request go
+                        rest = sorted(((v / r["sysok"], k) for k, v in r["sysdetail"].items()
+                                       if v / r["sysok"] >= 0.001), reverse=True)
+                        print("      per request: " + ", ".join(f"{k} {v:.3f}" for v, k in rest),
+                              flush=True)
                 rows.append((front, threads, res))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
