@@ -115,6 +115,8 @@ static void test_free_cores(void **state)
 	assert_int_equal(fk_wake_cores(2, 200000, 200000, 0), 1);
 	/* others use a quarter of a core: rounded, both free */
 	assert_int_equal(fk_wake_cores(2, 25000, 200000, 0), 2);
+	/* nginx at 90% of a core and wrk at 40% beside us: one */
+	assert_int_equal(fk_wake_cores(2, 180000, 200000, 50000), 1);
 	/* eight cores, others use three: five */
 	assert_int_equal(fk_wake_cores(8, 400000, 800000, 100000), 5);
 	/* nothing measured, or readings that make no sense: every core */
