@@ -5,7 +5,9 @@
     same program on Debian's libfcgi (bench/app/libfcgi_hello.c), same application threads,
     side by side: one kept-alive connection, as many connections as threads, 64 kept-alive
     connections, and multiplexing (-m 16 over 4 connections, libfcgikit only: libfcgi says
-    FCGI_MPXS_CONNS=0). Requests/s, the ratio, p50/p99, errors.
+    FCGI_MPXS_CONNS=0). Requests/s, the ratio, p50/p99, errors; and the floor: what a program
+    doing nothing but one read and one write per request reaches (bench/peers/floor_hello.c),
+    the most any application can get from this client on this machine.
  2. The same two applications behind nginx (upstream keepalive, fastcgi_keep_conn on) with
     wrk, for comparison.
  3. The load tools' own cost: CPU time per request of `fcgikit bench` against hello, and of
@@ -218,12 +220,22 @@ def main():
                      os.path.join(tmp, "lf.sock"), os.path.join(tmp, "lf.log"))
             apps.append(lf)
 
+        # The floor: one read and one write per request, a thread per connection, nothing
+        # parsed (bench/peers/floor_hello.c). What it reaches bounds any application here.
+        fl = None
+        fl_exe = os.path.join(tmp, "floor_hello")
+        if subprocess.run(["cc", "-O2", os.path.join(ROOT, "bench", "peers", "floor_hello.c"),
+                           "-pthread", "-o", fl_exe]).returncode == 0:
+            fl = App("floor", [fl_exe, os.path.join(tmp, "fl.sock")], os.path.join(tmp, "fl.sock"),
+                     os.path.join(tmp, "fl.log"))
+            apps.append(fl)
+
         out("## fcgikit bench: hello on libfcgikit vs hello on libfcgi (%d application threads, "
             "%d s per run, 1 load thread)" % (T, secs))
         out()
         out(fmt_row(["load", "libfcgikit req/s", "libfcgi req/s", "ratio", "libfcgikit p50 / p99",
-                     "libfcgi p50 / p99", "errors (fk / lf)"]))
-        out(fmt_row(["---"] * 7))
+                     "libfcgi p50 / p99", "errors (fk / lf)", "floor req/s (x libfcgi)"]))
+        out(fmt_row(["---"] * 8))
         cases = [("1 kept-alive connection", dict(conns=1)),
                  ("%d kept-alive connections" % T, dict(conns=T)),
                  ("64 kept-alive connections", dict(conns=64)),
@@ -232,7 +244,8 @@ def main():
         for label, kw in cases:
             r1 = measure(fk, lambda: fk_bench(fk.address, secs, **kw))
             r2 = measure(lf, lambda: fk_bench(lf.address, secs, **kw)) if lf else {}
-            results[label] = (r1, r2)
+            r3 = fk_bench(fl.address, secs, **kw) if fl and kw.get("mpx", 1) == 1 else {}
+            results[label] = (r1, r2, r3)
             ratio = "%.2fx" % (r1["rps"] / r2["rps"]) if r2.get("rps") else "-"
             lf_cell = "%.0f" % r2["rps"] if "rps" in r2 else r2.get("error", "-")
             if r2.get("mpx") == 1 and kw.get("mpx", 1) > 1:
@@ -240,14 +253,19 @@ def main():
             out(fmt_row([label, "%.0f" % r1.get("rps", 0), lf_cell, ratio,
                          "%s / %s" % (us(r1.get("p50", 0)), us(r1.get("p99", 0))),
                          "%s / %s" % (us(r2.get("p50", 0)), us(r2.get("p99", 0))) if r2 else "-",
-                         "%s / %s" % (r1.get("errors", "-"), r2.get("errors", "-"))]))
+                         "%s / %s" % (r1.get("errors", "-"), r2.get("errors", "-")),
+                         "%.0f (%.2fx)" % (r3["rps"], r3["rps"] / r2["rps"])
+                         if r3.get("rps") and r2.get("rps") else "-"]))
         m16 = results["-m 16 over 4 connections"][0].get("rps", 0)
         c64 = results["64 kept-alive connections"][0].get("rps", 0)
         one = results["1 kept-alive connection"]
         out()
-        out("libfcgikit on one kept-alive connection: %.2fx libfcgi's rate (aim: 2x). "
+        out("libfcgikit on one kept-alive connection: %.2fx libfcgi's rate (aim: 2x; the floor, "
+            "one read and one write per request, reaches %.2fx). "
             "Multiplexed, -m 16 over 4 connections: %.2fx the rate of 64 plain connections "
             "(aim: at least 1x)." % (one[0]["rps"] / one[1]["rps"] if one[1].get("rps") else 0,
+                                     one[2]["rps"] / one[1]["rps"]
+                                     if one[2].get("rps") and one[1].get("rps") else 0,
                                      m16 / c64 if c64 else 0))
         out()
 
