@@ -1191,7 +1191,7 @@ static void loop_pass(fcgi_app *app, int timeout_ms)
 		}
 	}
 	now = fk_now_ms();
-	if (now >= app->cores_next) {
+	if (app->leader_acceptor && now >= app->cores_next) { /* only the blocking API wakes */
 		app->cores_next = now + FK_WAKE_CORES_MS;
 		estimate_cores(app);
 	}
@@ -1308,7 +1308,10 @@ int fk_app_wait(fcgi_app *app, int (*pred)(fcgi_app *, void *), void *arg, int64
 			if (rewatch)
 				app->guard = mine = 1;
 		}
-		if (guarded) {
+		if (guarded && !timed_out) {
+			/* woken on purpose (a helper wanted, the stop): no longer the guard */
+			app->guard = 0;
+		} else if (guarded) {
 			/* The others finished a request or a pass just now: nothing is stuck, they take
 			 * the queue on their own; watch again, for longer, still the guard (so that
 			 * nobody wakes another to stand guard meanwhile). */
