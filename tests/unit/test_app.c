@@ -2099,6 +2099,31 @@ static void test_multiplexed_requests_served_in_parallel(void **state)
 /* A thread busy with one request (here: waiting on something outside the library, as a
  * database call would) must not keep the other threads from taking new requests: one of the
  * idle threads runs the loop meanwhile. */
+/* Holds a handler on connection a (the handler becomes the server's accepted-th), then times
+ * a request on connection b; returns the milliseconds b took and sets *ended when it was
+ * answered. Releases the held handler, checks its answer, closes both connections. */
+static long long time_beside_held(srv *s, int a, int b, int accepted, int pause_ms, int *ended)
+{
+	assert_int_equal(send_request(a, 1, RAW_KEEP_CONN, "slow", 4, "HOLD", "after", NULL), 0);
+	assert_true(WAIT_FOR(atomic_load(&s->accepted) == accepted, REPLY_MS));
+	sleep_ms(pause_ms);
+	long long t0 = now_ms();
+	assert_int_equal(send_request(b, 1, RAW_KEEP_CONN, "quick", 5, NULL), 0);
+	raw_resp r;
+	raw_resp_init(&r, 1, 1);
+	raw_collect_result c = raw_collect(b, &r, 1, 3000);
+	long long took = now_ms() - t0;
+	*ended = c.ended;
+	raw_resp_free(&r, 1);
+	gate_open();
+	c = collect1(a, 1, &r);
+	assert_complete(&c, &r);
+	raw_resp_free(&r, 1);
+	close(a);
+	close(b);
+	return took;
+}
+
 static void test_busy_thread_does_not_stall_others(void **state)
 {
 	(void)state;
@@ -2107,28 +2132,13 @@ static void test_busy_thread_does_not_stall_others(void **state)
 	srv_start(s, 3, serve_echo);
 	int a = connect_unix(s->path), b = connect_unix(s->path);
 	assert_true(a >= 0 && b >= 0);
-	assert_int_equal(send_request(a, 1, RAW_KEEP_CONN, "slow", 4, "HOLD", "after", NULL), 0);
-	assert_true(WAIT_FOR(atomic_load(&s->accepted) == 1, REPLY_MS));
-	sleep_ms(20);
-	/* two idle threads are there to serve this one */
-	long long t0 = now_ms();
-	assert_int_equal(send_request(b, 1, RAW_KEEP_CONN, "quick", 5, NULL), 0);
-	raw_resp r;
-	raw_resp_init(&r, 1, 1);
-	raw_collect_result c = raw_collect(b, &r, 1, 3000);
-	long long took = now_ms() - t0;
-	int ended = c.ended;
-	raw_resp_free(&r, 1);
-	gate_open();
+	/* two idle threads are there to serve b */
+	int ended;
+	long long took = time_beside_held(s, a, b, 1, 20, &ended);
 	if (!ended)
 		fail_msg("a request on another connection got no answer in %lld ms while one thread "
 		         "was busy and two were idle in fcgi_accept",
 		         took);
-	c = collect1(a, 1, &r);
-	assert_complete(&c, &r);
-	raw_resp_free(&r, 1);
-	close(a);
-	close(b);
 	srv_stop(s);
 }
 
@@ -2153,27 +2163,13 @@ static void test_stall_after_short_handlers(void **state)
 		assert_complete(&c, &r);
 		raw_resp_free(&r, 1);
 	}
-	assert_int_equal(send_request(a, 1, RAW_KEEP_CONN, "slow", 4, "HOLD", "after", NULL), 0);
-	assert_true(WAIT_FOR(atomic_load(&s->accepted) == WARM + 1, REPLY_MS));
-	sleep_ms(50);
-	long long t0 = now_ms();
-	assert_int_equal(send_request(b, 1, RAW_KEEP_CONN, "quick", 5, NULL), 0);
-	raw_resp_init(&r, 1, 1);
-	c = raw_collect(b, &r, 1, 3000);
-	long long took = now_ms() - t0;
-	int ended = c.ended;
-	raw_resp_free(&r, 1);
-	gate_open();
+	int ended;
+	long long took = time_beside_held(s, a, b, WARM + 1, 50, &ended);
 	/* the guard's longest watch is FK_WAKE_GUARD_MAX_MS; a second leaves room for a loaded
 	 * machine, and none of it if nobody watched (the answer would wait for the gate) */
 	if (!ended || took > 1000)
 		fail_msg("with one handler stuck after %d short ones, a request on another "
 		         "connection took %lld ms (answered: %d)", WARM, took, ended);
-	c = collect1(a, 1, &r);
-	assert_complete(&c, &r);
-	raw_resp_free(&r, 1);
-	close(a);
-	close(b);
 	srv_stop(s);
 }
 
