@@ -85,6 +85,71 @@ static int cond_wait(fcgi_app *app, pthread_cond_t *cv, const struct timespec *u
 
 /* ---------------------------------------------------------------- app object */
 
+/* The first line of a small file, or 0. */
+static int read_line(const char *path, char *buf, size_t n)
+{
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return 0;
+	int ok = fgets(buf, (int)n, f) != NULL;
+	fclose(f);
+	return ok;
+}
+
+/* A container's CPU quota (docker --cpus) caps the cores the wake policy counts: the
+ * process's cgroup from /proc/self/cgroup, v2 (cpu.max, up to the root: a parent's quota
+ * holds too) or v1 (cpu.cfs_quota_us and cpu.cfs_period_us). Anything missing: no cap. */
+static unsigned quota_cores(unsigned ncpu)
+{
+	FILE *f = fopen("/proc/self/cgroup", "re");
+	if (!f)
+		return ncpu;
+	unsigned cores = ncpu;
+	char line[512], path[640], text[64], period[32];
+	while (fgets(line, sizeof line, f)) {
+		line[strcspn(line, "\n")] = 0;
+		char *a = strchr(line, ':'), *b = a ? strchr(a + 1, ':') : NULL;
+		if (!b)
+			continue;
+		*a = *b = 0;
+		const char *ctrl = a + 1;
+		char *cg = b + 1;
+		if (!strcmp(line, "0") && !*ctrl) {
+			for (;;) {
+				snprintf(path, sizeof path, "/sys/fs/cgroup%s/cpu.max", cg);
+				if (read_line(path, text, sizeof text))
+					cores = fk_wake_quota_cores(cores, text);
+				char *slash = strrchr(cg, '/');
+				if (!slash || slash == cg)
+					break;
+				*slash = 0;
+			}
+			continue;
+		}
+		/* v1: a hierarchy whose controllers include "cpu" */
+		char list[128];
+		snprintf(list, sizeof list, ",%s,", ctrl);
+		if (!strstr(list, ",cpu,"))
+			continue;
+		static const char *const mounts[] = {"cpu", "cpu,cpuacct", "cpuacct,cpu"};
+		for (size_t i = 0; i < sizeof mounts / sizeof *mounts; i++) {
+			snprintf(path, sizeof path, "/sys/fs/cgroup/%s%s/cpu.cfs_period_us", mounts[i], cg);
+			if (!read_line(path, period, sizeof period))
+				continue;
+			snprintf(path, sizeof path, "/sys/fs/cgroup/%s%s/cpu.cfs_quota_us", mounts[i], cg);
+			char quota[32];
+			if (!read_line(path, quota, sizeof quota))
+				continue;
+			quota[strcspn(quota, "\n")] = 0;
+			snprintf(text, sizeof text, "%s %s", quota, period);
+			cores = fk_wake_quota_cores(cores, text);
+			break;
+		}
+	}
+	fclose(f);
+	return cores;
+}
+
 static const long opt_defaults[FCGI_OPT_UNIX_MODE + 1] = {
     [FCGI_OPT_MAX_CONNS] = 1024,
     [FCGI_OPT_MAX_REQS] = 1024,
@@ -131,7 +196,7 @@ FCGI_EXPORT int fcgi_app_new(fcgi_app **out)
 	pthread_cond_init(&app->cv_accept, &ca);
 	pthread_cond_init(&app->cv_io, &ca);
 	app->have_cpus = !sched_getaffinity(0, sizeof app->cpus, &app->cpus);
-	app->ncpu = app->have_cpus ? (unsigned)CPU_COUNT(&app->cpus) : 1;
+	app->ncpu = quota_cores(app->have_cpus ? (unsigned)CPU_COUNT(&app->cpus) : 1);
 	app->cores = app->ncpu;
 	app->stat_fd = -1;
 	/* as if long at first, so that the first handlers are sampled */

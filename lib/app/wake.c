@@ -1,4 +1,6 @@
 /* wake.c — the wake-up policy of the blocking API; see wake.h. */
+#include <stdlib.h>
+
 #include "app/wake.h"
 
 unsigned fk_wake_blocking_update(unsigned avg, int blocked)
@@ -81,4 +83,22 @@ unsigned fk_wake_guard_ms(unsigned prev_ms, int progress)
 int fk_wake_stalled(long long now_ms, long long progress_ms)
 {
 	return now_ms - progress_ms >= FK_WAKE_STALL_MS;
+}
+
+unsigned fk_wake_quota_cores(unsigned ncpu, const char *text)
+{
+	if (!ncpu)
+		ncpu = 1;
+	if (!text)
+		return ncpu;
+	char *end;
+	long long quota = strtoll(text, &end, 10);
+	if (end == text || quota <= 0) /* "max", "-1", nothing */
+		return ncpu;
+	const char *p = end;
+	long long period = strtoll(p, &end, 10);
+	if (end == p || period <= 0)
+		return ncpu;
+	long long cores = (quota + period - 1) / period;
+	return cores < 1 ? 1 : cores < (long long)ncpu ? (unsigned)cores : ncpu;
 }

@@ -5,9 +5,9 @@
  * busy in a short handler comes back to fcgi_accept soon and takes queued work without
  * anyone waking it. So:
  * - the loop wakes only as many threads as keep the free cores busy, where "free cores" are
- *   the process's cores less what other processes kept busy lately (from /proc/stat every
- *   FK_WAKE_CORES_MS): a web server on the same machine that saturates a core is not a core
- *   to wake a thread for;
+ *   the process's cores (its CPU affinity, capped by a cgroup CPU quota) less what other
+ *   processes kept busy lately (from /proc/stat every FK_WAKE_CORES_MS): a web server on the
+ *   same machine that saturates a core is not a core to wake a thread for;
  * - handlers at least a grain long (FK_WAKE_GRAIN_US, timed with the vDSO clock) are sampled
  *   (getrusage's voluntary context switches); once they often block (a database, a sleep),
  *   every queued request gets a thread at once. Shorter ones are not sampled and never make
@@ -58,6 +58,12 @@ unsigned fk_wake_effective(unsigned blocking, unsigned cost_us);
  * to the nearest core, at least 1; `ncpu` itself when nothing was measured. */
 unsigned fk_wake_cores(unsigned ncpu, unsigned long long busy_us, unsigned long long total_us,
                        unsigned long long self_us);
+
+/* The cores a CPU quota leaves of `ncpu`, from the text of a cgroup v2 cpu.max file ("max
+ * 100000" or "150000 100000": quota and period in microseconds) or, for cgroup v1, from
+ * cpu.cfs_quota_us and cpu.cfs_period_us joined by a space ("-1 100000"). Rounded up, at
+ * least 1; `ncpu` when there is no quota or the text does not parse. */
+unsigned fk_wake_quota_cores(unsigned ncpu, const char *text);
 
 /* Whether the threads look stuck to a guard that wakes at `now_ms`: no handler and no loop
  * pass ended since `progress_ms`, for FK_WAKE_STALL_MS or more. */

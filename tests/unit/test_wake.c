@@ -127,6 +127,27 @@ static void test_free_cores(void **state)
 	assert_int_equal(fk_wake_cores(0, 0, 0, 0), 1);
 }
 
+static void test_quota(void **state)
+{
+	(void)state;
+	/* cgroup v2 cpu.max */
+	assert_int_equal(fk_wake_quota_cores(8, "max 100000\n"), 8);
+	assert_int_equal(fk_wake_quota_cores(8, "100000 100000\n"), 1);
+	assert_int_equal(fk_wake_quota_cores(8, "150000 100000\n"), 2); /* 1.5 cores: two run */
+	assert_int_equal(fk_wake_quota_cores(2, "400000 100000"), 2);     /* never above ncpu */
+	assert_int_equal(fk_wake_quota_cores(8, "1000 100000"), 1);       /* never below one */
+	/* cgroup v1 quota and period */
+	assert_int_equal(fk_wake_quota_cores(4, "-1 100000"), 4);
+	assert_int_equal(fk_wake_quota_cores(4, "200000 100000"), 2);
+	/* what does not parse changes nothing */
+	assert_int_equal(fk_wake_quota_cores(4, ""), 4);
+	assert_int_equal(fk_wake_quota_cores(4, "abc"), 4);
+	assert_int_equal(fk_wake_quota_cores(4, "100000"), 4);
+	assert_int_equal(fk_wake_quota_cores(4, "100000 0"), 4);
+	assert_int_equal(fk_wake_quota_cores(4, NULL), 4);
+	assert_int_equal(fk_wake_quota_cores(0, "max 1"), 1);
+}
+
 static void test_guard_backoff(void **state)
 {
 	(void)state;
@@ -155,6 +176,7 @@ int main(void)
 	        cmocka_unit_test(test_successor),
 	        cmocka_unit_test(test_cost_and_grain),
 	        cmocka_unit_test(test_free_cores),
+	        cmocka_unit_test(test_quota),
 	        cmocka_unit_test(test_guard_backoff),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
