@@ -18,10 +18,8 @@ shows the other case.
 """
 import argparse
 import os
-import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -29,40 +27,8 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BUILD = os.environ.get("FCGIKIT_BUILD", os.path.join(ROOT, "build"))
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for(pred, seconds=10.0):
-    end = time.time() + seconds
-    while time.time() < end:
-        if pred():
-            return True
-        time.sleep(0.05)
-    return False
-
-
-def port_open(port):
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-        return True
-    except OSError:
-        return False
-
-
-def stop(proc):
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-
+sys.path.insert(0, os.path.join(ROOT, "tests", "peers"))
+import peers  # noqa: E402
 
 def build_libfcgi_hello(outdir):
     exe = os.path.join(outdir, "libfcgi_hello")
@@ -80,9 +46,9 @@ def start_app(kind, addr, threads, libfcgi_exe):
     else:
         cmd = [libfcgi_exe, ("unix:" if unix else "") + addr, "--threads", str(threads)]
     p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    up = (lambda: os.path.exists(addr)) if unix else (lambda: port_open(int(addr.rsplit(":", 1)[1])))
-    if not wait_for(up):
-        stop(p)
+    up = (lambda: os.path.exists(addr)) if unix else (lambda: peers.port_open(int(addr.rsplit(":", 1)[1])))
+    if not peers.wait_for(up):
+        peers.stop_process(p)
         raise RuntimeError("app did not start: " + " ".join(cmd))
     return p
 
@@ -136,8 +102,8 @@ backend be
 """)
         cmd = ["haproxy", "-db", "-f", conf]
     p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=open(os.path.join(tmp, front + ".log"), "w"))
-    if not wait_for(lambda: port_open(port)):
-        stop(p)
+    if not peers.wait_for(lambda: peers.port_open(port)):
+        peers.stop_process(p)
         raise RuntimeError("front did not start: " + front)
     return p
 
@@ -157,14 +123,6 @@ def accept_queue(addr):
     return 0
 
 
-UNIT = {"us": 1e-3, "ms": 1.0, "s": 1e3}
-
-
-def ms(text):
-    m = re.match(r"([\d.]+)(us|ms|s)", text)
-    return float(m.group(1)) * UNIT[m.group(2)] if m else float("nan")
-
-
 def run_wrk(port, seconds, sock=None):
     cmd = ["wrk", "-t1", "-c64", f"-d{seconds}s", "--latency", "--timeout", "5s",
            f"http://127.0.0.1:{port}/"]
@@ -177,19 +135,9 @@ def run_wrk(port, seconds, sock=None):
             samples.append(accept_queue(sock))
         time.sleep(0.25)
     out = p.communicate(timeout=15)[0]
+    r = peers.wrk_summary(out)
     # min: connections that stay unserved the whole second half; max: the worst moment
-    r = {"queue": (min(samples), max(samples)) if samples else (0, 0), "raw": out}
-    m = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    r["rps"] = float(m.group(1)) if m else 0.0
-    m = re.search(r"(\d+) requests in", out)
-    r["requests"] = int(m.group(1)) if m else 0
-    lat = dict(re.findall(r"^\s+(50|99)%\s+(\S+)", out, re.M))
-    r["p50"] = ms(lat.get("50", "nan"))
-    r["p99"] = ms(lat.get("99", "nan"))
-    m = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    r["non2xx"] = int(m.group(1)) if m else 0
-    m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
-    r["sockerr"] = sum(map(int, m.groups())) if m else 0
+    r["queue"] = (min(samples), max(samples)) if samples else (0, 0)
     r["ok_rps"] = r["rps"] * (r["requests"] - r["non2xx"]) / r["requests"] if r["requests"] else 0.0
     return r
 
@@ -243,8 +191,8 @@ def main():
             for threads in map(int, a.threads.split(",")):
                 res = {}
                 for kind in ("fcgikit", "libfcgi"):
-                    sock = os.path.join(tmp, f"{kind}.sock") if a.unix else f"127.0.0.1:{free_port()}"
-                    port = free_port()
+                    sock = os.path.join(tmp, f"{kind}.sock") if a.unix else f"127.0.0.1:{peers.free_port()}"
+                    port = peers.free_port()
                     app = start_app(kind, sock, threads, libfcgi_exe)
                     fr = start_front(front, tmp, port, sock, a.nginx_keepalive)
                     try:
@@ -255,8 +203,8 @@ def main():
                         else:
                             r["sys"] = float("nan")
                     finally:
-                        stop(fr)
-                        stop(app)
+                        peers.stop_process(fr)
+                        peers.stop_process(app)
                         if a.unix and os.path.exists(sock):
                             os.unlink(sock)
                     res[kind] = r

@@ -21,7 +21,6 @@ The machine is small (2 cores), shared and noisy: runs are short; read the ratio
 import argparse
 import json
 import os
-import re
 import resource
 import shutil
 import signal
@@ -34,6 +33,8 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BUILD = os.environ.get("FCGIKIT_BUILD", os.path.join(ROOT, "build"))
 FCGIKIT = os.path.join(BUILD, "fcgikit")
+sys.path.insert(0, os.path.join(ROOT, "tests", "peers"))
+import peers  # noqa: E402
 TICK = os.sysconf("SC_CLK_TCK")
 
 
@@ -114,34 +115,16 @@ def fk_bench(address, seconds, conns, mpx=1, threads=1, uri="/", extra=()):
             "tool_cpu": cpu, "mpx": j["mpx"], "note": err.strip().splitlines()[-1] if err.strip() else ""}
 
 
-def wrk_ms(s):
-    m = re.match(r"([\d.]+)(us|ms|s)", s)
-    if not m:
-        return 0.0
-    v = float(m.group(1))
-    return v * {"us": 1, "ms": 1000, "s": 1e6}[m.group(2)]
-
-
 def wrk(url, seconds, conns, threads=1):
     args = ["wrk", "--latency", "-t", str(threads), "-c", str(conns), "-d", "%ds" % seconds,
             "--timeout", "2s", url]
     out, err, cpu = timed_child(args, seconds + 60)
-    r = {"tool_cpu": cpu}
-    m = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    r["rps"] = float(m.group(1)) if m else 0.0
-    m = re.search(r"(\d+) requests in", out)
-    r["requests"] = int(m.group(1)) if m else 0
-    for pct, key in (("50", "p50"), ("99", "p99")):
-        m = re.search(r"^\s+%s%%\s+(\S+)" % pct, out, re.M)
-        r[key] = wrk_ms(m.group(1)) if m else 0.0
-    errs = 0
-    m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
-    if m:
-        errs += sum(int(x) for x in m.groups())
-    m = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    if m:
-        errs += int(m.group(1))
-    r["errors"] = errs
+    w = peers.wrk_summary(out)
+    errs = w["errors"]
+    # latencies in microseconds here, 0 when wrk printed none
+    r = {"tool_cpu": cpu, "rps": w["rps"], "requests": w["requests"], "errors": errs,
+         "p50": w["p50"] * 1000 if w["p50"] == w["p50"] else 0.0,
+         "p99": w["p99"] * 1000 if w["p99"] == w["p99"] else 0.0}
     if errs and os.environ.get("BENCH_DEBUG"):
         sys.stderr.write(out + err)
     return r

@@ -22,8 +22,6 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(ROOT, "tests", "peers"))
@@ -193,13 +191,7 @@ def wrk(url, seconds, conns=8, threads=1):
 
 
 def http_get(url, timeout=15):
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as r:
-            return r.status, r.read()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read()
-    except OSError as e:
-        return -1, str(e).encode()
+    return peers.http_get(url, timeout)
 
 
 # ---------------------------------------------------------------------------------- tests
