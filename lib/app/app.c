@@ -71,6 +71,12 @@ static void relock(fcgi_app *app, unsigned depth)
 	app->mu_depth = depth;
 }
 
+/* The blocking estimate the wake policy acts on now (wake.h). */
+static unsigned blocking_now(const fcgi_app *app)
+{
+	return fk_wake_effective(app->blocking, app->cost_us);
+}
+
 /* Returns whether the wait timed out. */
 static int cond_wait(fcgi_app *app, pthread_cond_t *cv, const struct timespec *until)
 {
@@ -295,13 +301,13 @@ static _Thread_local const fcgi_req *tls_sample_req, *tls_start_req;
 static _Thread_local long tls_sample_nvcsw, tls_sample_base;
 static _Thread_local int64_t tls_start_us;
 
-int fk_app_sample_end(const fcgi_req *req, long long *us)
+int fk_app_sample_end(const fcgi_req *req, int64_t now_us, long long *us)
 {
 	*us = -1;
 	if (!req)
 		return -1;
 	if (tls_start_req == req) {
-		*us = fk_now_us() - tls_start_us;
+		*us = now_us - tls_start_us;
 		tls_start_req = NULL;
 	}
 	if (tls_sample_req != req)
@@ -1136,7 +1142,8 @@ static void estimate_cores(fcgi_app *app)
 		return;
 	buf[n] = 0;
 	unsigned long long busy = 0, total = 0;
-	for (char *line = buf; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+	for (char *line = buf, *eol; line && *line;
+	     line = (eol = strchr(line, '\n')) ? eol + 1 : NULL) {
 		unsigned cpu;
 		unsigned long long v[8] = {0};
 		if (sscanf(line, "cpu%u %llu %llu %llu %llu %llu %llu %llu %llu", &cpu, &v[0], &v[1],
@@ -1284,7 +1291,7 @@ static void loop_pass(fcgi_app *app, int timeout_ms)
 	} else {
 		unsigned wake = fk_wake_acceptors(queued > UINT_MAX ? UINT_MAX : (unsigned)queued,
 		                                  app->accept_waiters, app->busy, app->cores,
-		                                  fk_wake_effective(app->blocking, app->cost_us));
+		                                  blocking_now(app));
 		for (unsigned i = 0; i < wake; i++)
 			pthread_cond_signal(&app->cv_accept);
 		/* Requests left for busy threads to take need a guard watching (wake.h). */
@@ -1328,8 +1335,7 @@ int fk_app_wait(fcgi_app *app, int (*pred)(fcgi_app *, void *), void *arg, int64
 		/* Someone must notice work that busy threads were trusted to take (wake.h).
 		 * While nothing is in flight a leader watches the sockets: sleep untimed then. */
 		int active = app->busy || app->nready;
-		if (acceptor && deadline < 0 &&
-		    fk_wake_effective(app->blocking, app->cost_us) < FK_WAKE_BLOCKING_EAGER &&
+		if (acceptor && deadline < 0 && blocking_now(app) < FK_WAKE_BLOCKING_EAGER &&
 		    (active || (app->nconns && (mine || !app->guard)))) {
 			/* one guard on a short watch (longer while nothing runs, for a leader
 			 * that may leave); every other sleeper looks up now and then, whatever
@@ -1383,7 +1389,7 @@ int fk_app_wait(fcgi_app *app, int (*pred)(fcgi_app *, void *), void *arg, int64
 			int moved = !fk_wake_stalled(fk_now_ms(), app->progress_ms);
 			app->guard_ms = fk_wake_guard_ms(app->guard_ms, moved);
 			rewatch = moved && !app->stopped &&
-			          fk_wake_effective(app->blocking, app->cost_us) < FK_WAKE_BLOCKING_EAGER;
+			          blocking_now(app) < FK_WAKE_BLOCKING_EAGER;
 			if (rewatch)
 				guarded = 0, mine = 1;
 			else
@@ -1409,7 +1415,7 @@ int fk_app_wait(fcgi_app *app, int (*pred)(fcgi_app *, void *), void *arg, int64
 		if (app->accept_waiters > taken &&
 		    (app->io_waiters ||
 		     fk_wake_successor(app->accept_waiters - (unsigned)taken, app->busy, app->cores,
-		                       fk_wake_effective(app->blocking, app->cost_us), app->guard)))
+		                       blocking_now(app), app->guard)))
 			pthread_cond_signal(&app->cv_accept);
 		else if (app->io_waiters)
 			pthread_cond_signal(&app->cv_io);

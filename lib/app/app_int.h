@@ -187,10 +187,10 @@ void fk_app_lock(fcgi_app *app);
 void fk_app_unlock(fcgi_app *app);
 int fk_app_wait(fcgi_app *app, int (*pred)(fcgi_app *, void *), void *arg, int64_t deadline);
 int fk_app_on_loop_thread(const fcgi_app *app);
-/* fcgi_finish, before it locks: whether the calling thread's sampled handler of req blocked
- * (1/0), or -1 when req was not sampled; in *us how long the handler ran since fcgi_accept
- * returned it, or -1 when another thread accepted it (wake.h). */
-int fk_app_sample_end(const fcgi_req *req, long long *us);
+/* fcgi_finish, before it locks, at now_us (fk_now_us): whether the calling thread's sampled
+ * handler of req blocked (1/0), or -1 when req was not sampled; in *us how long the handler
+ * ran since fcgi_accept returned it, or -1 when another thread accepted it (wake.h). */
+int fk_app_sample_end(const fcgi_req *req, int64_t now_us, long long *us);
 void fk_app_wake(fcgi_app *app);
 void fk_conn_mark_dirty(fk_conn *c);
 int fk_conn_flush(fk_conn *c);

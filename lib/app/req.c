@@ -322,7 +322,8 @@ FCGI_EXPORT int fcgi_finish(fcgi_req *req, int app_status)
 	fcgi_app *app = req->app;
 	int rc = FCGI_OK, send_now = 0;
 	long long took;
-	int blocked = fk_app_sample_end(req, &took);
+	int64_t now_us = fk_now_us();
+	int blocked = fk_app_sample_end(req, now_us, &took);
 	req_lock(req);
 	if (!(req->flags & FK_R_OWNED)) {
 		req_unlock(req);
@@ -332,7 +333,7 @@ FCGI_EXPORT int fcgi_finish(fcgi_req *req, int app_status)
 		app->blocking = fk_wake_blocking_update(app->blocking, blocked);
 	if (took >= 0)
 		app->cost_us = fk_wake_cost_update(app->cost_us, took);
-	app->progress_ms = fk_now_ms();
+	app->progress_ms = now_us / 1000;
 	fk_conn *c = req->conn;
 	if (c) {
 		if (req->flags & FK_R_FULL) {

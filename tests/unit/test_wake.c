@@ -134,8 +134,8 @@ static void test_quota(void **state)
 	assert_int_equal(fk_wake_quota_cores(8, "max 100000\n"), 8);
 	assert_int_equal(fk_wake_quota_cores(8, "100000 100000\n"), 1);
 	assert_int_equal(fk_wake_quota_cores(8, "150000 100000\n"), 2); /* 1.5 cores: two run */
-	assert_int_equal(fk_wake_quota_cores(2, "400000 100000"), 2);     /* never above ncpu */
-	assert_int_equal(fk_wake_quota_cores(8, "1000 100000"), 1);       /* never below one */
+	assert_int_equal(fk_wake_quota_cores(2, "400000 100000"), 2);   /* never above ncpu */
+	assert_int_equal(fk_wake_quota_cores(8, "1000 100000"), 1);     /* never below one */
 	/* cgroup v1 quota and period */
 	assert_int_equal(fk_wake_quota_cores(4, "-1 100000"), 4);
 	assert_int_equal(fk_wake_quota_cores(4, "200000 100000"), 2);
